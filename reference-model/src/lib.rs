@@ -1,1 +1,10 @@
-pub mod placeholder {}
+//! smmu-model: the golden reference model of Arm SMMUv3 command and invalidation semantics
+//! (Arm IHI 0070). It answers "is this observation allowed by the architecture?" as a set, and
+//! names the rule (with its section) that an observation breaks.
+//!
+//! Data flow: raw 16-byte commands are decoded by [`command`], judged legal or not under a
+
+pub mod classify;
+pub mod command;
+pub mod profile;
+pub mod rules;
