@@ -1,1 +1,6 @@
 pub mod placeholder {}
+pub mod granule;
+pub mod memory;
+pub mod structures;
+pub mod traverse;
+pub mod walk;
