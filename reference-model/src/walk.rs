@@ -329,6 +329,30 @@ fn align_table(params: &WalkParams, base: u64) -> u64 {
 }
 
 impl WalkParams {
+    /// Parameters for building or walking tables directly: output size 48 bits, AF faults
+    /// enabled, hierarchical permissions enabled at stage 1, region TTB0 at stage 1.
+    pub fn new(
+        stage: Stage,
+        granule: Granule,
+        input_bits: u8,
+        start_level: u8,
+        table_base: u64,
+    ) -> Self {
+        let mut p = WalkParams {
+            granule,
+            start_level,
+            table_base: 0,
+            input_bits,
+            stage,
+            output_bits: 48,
+            affd: false,
+            hpd: stage == Stage::S2,
+            region: (stage == Stage::S1).then_some(TtbRegion::Ttb0),
+        };
+        p.table_base = align_table(&p, table_base);
+        p
+    }
+
     /// Stage 1 parameters for one region of a CD, or `None` if the region is disabled
     /// (EPDx) or misconfigured (the CD check reports the latter as C_BAD_CD).
     pub fn stage1_region(
@@ -531,10 +555,7 @@ pub enum Descriptor {
     Invalid,
     /// Points at the next-level table (address bits [47:granule shift]; bits [51:48] are
     /// kept so that the Address Size check can see them).
-    Table {
-        next_table: u64,
-        attrs: TableAttrs,
-    },
+    Table { next_table: u64, attrs: TableAttrs },
     /// Block (levels 1-2) or page (level 3).
     Leaf {
         /// Base output address of the block/page.
@@ -667,10 +688,7 @@ where
     };
     // Input range (§3.4 checks 1): the stage 1 caller has checked sign extension; here IA
     // bits above input_bits must be zero (stage 2), and are ignored for a TTB1 region.
-    if params.stage == Stage::S2
-        && params.input_bits < 64
-        && ia >> params.input_bits != 0
-    {
+    if params.stage == Stage::S2 && params.input_bits < 64 && ia >> params.input_bits != 0 {
         return Err(fault(FaultKind::Translation, None));
     }
     let mut table = params.table_base;
@@ -809,7 +827,7 @@ pub fn s1_perms(leaf: &Leaf, world: StreamWorld, wxn: bool) -> Perms {
     }
     if world == StreamWorld::NsEl2 {
         let w = ap & 2 == 0;
-        let x = !leaf.attrs.xn && !t.xn_table && !(wxn && w);
+        let x = !(leaf.attrs.xn || t.xn_table || (wxn && w));
         return Perms {
             priv_read: true,
             priv_write: w,
@@ -829,10 +847,10 @@ pub fn s1_perms(leaf: &Leaf, world: StreamWorld, wxn: bool) -> Perms {
         priv_read: true,
         priv_write,
         // Privileged execute-never when unprivileged-writable (Arm ARM D8.4.1.2).
-        priv_exec: !leaf.attrs.pxn && !t.pxn_table && !user_write && !(wxn && priv_write),
+        priv_exec: !(leaf.attrs.pxn || t.pxn_table || user_write || (wxn && priv_write)),
         user_read,
         user_write,
-        user_exec: !leaf.attrs.xn && !t.xn_table && !(wxn && user_write),
+        user_exec: !(leaf.attrs.xn || t.xn_table || (wxn && user_write)),
     }
 }
 
@@ -876,10 +894,20 @@ pub enum S2Purpose {
 /// The role of a read done by [`translate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TraceRole {
-    L1Std { sid: u32 },
-    Ste { sid: u32 },
-    L1Cd { sid: u32, ssid: u32 },
-    Cd { sid: u32, ssid: u32 },
+    L1Std {
+        sid: u32,
+    },
+    Ste {
+        sid: u32,
+    },
+    L1Cd {
+        sid: u32,
+        ssid: u32,
+    },
+    Cd {
+        sid: u32,
+        ssid: u32,
+    },
     /// A stage 1 descriptor; `addr` is its address in the stage 1 table space (an IPA when
     /// nested, else equal to the PA).
     S1 {
@@ -1277,7 +1305,11 @@ impl<M: MemRead + ?Sized> Translator<'_, M> {
             None => {
                 // Stage 1 bypass: the input must fit the IAS (OAS for full bypass); a stage 1
                 // Address Size fault otherwise (§3.4).
-                let limit = if config.s2_enabled() { p.ias() } else { p.oas() };
+                let limit = if config.s2_enabled() {
+                    p.ias()
+                } else {
+                    p.oas()
+                };
                 if iova >> limit != 0 {
                     return Err(Fault {
                         stage: Some(Stage::S1),
@@ -1295,7 +1327,10 @@ impl<M: MemRead + ?Sized> Translator<'_, M> {
                     .s2(s2, ipa, S2Purpose::Output, access)
                     .map_err(|f| self.stage_fault(f))?;
                 let perms = s2_perms(&leaf);
-                (leaf.output_address, Some(StageInfo::from_leaf(&leaf, perms)))
+                (
+                    leaf.output_address,
+                    Some(StageInfo::from_leaf(&leaf, perms)),
+                )
             }
             None => (ipa & addr_mask(p.oas() as u32 - 1, 0), None),
         };

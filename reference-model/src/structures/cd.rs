@@ -298,16 +298,26 @@ impl Cd {
             w0 = set_bits(w0, hi, lo, v);
         }
         r[0] = w0;
-        r[1] = set_bits(set_bits(r[1], 1, 1, self.had0 as u64), 55, 4, self.ttb0 >> 4);
-        r[2] = set_bits(set_bits(r[2], 1, 1, self.had1 as u64), 55, 4, self.ttb1 >> 4);
+        r[1] = set_bits(
+            set_bits(r[1], 1, 1, self.had0 as u64),
+            55,
+            4,
+            self.ttb0 >> 4,
+        );
+        r[2] = set_bits(
+            set_bits(r[2], 1, 1, self.had1 as u64),
+            55,
+            4,
+            self.ttb1 >> 4,
+        );
         r[2] = set_bits(r[2], 58, 58, self.ds as u64);
         r[3] = self.mair;
         r
     }
 
     /// A valid AArch64 CD translating the TTB0 region only (EPD1 = 1), IPS 48 bits,
-    /// R = A = 1, MAIR = 0x44ff (Device-nGnRnE at 0, Normal WB at 1... as software typically
-    /// programs it; attributes are not interpreted by this model).
+    /// R = A = 1, MAIR = 0x0044_ff00 (Attr0 Device-nGnRnE, Attr1 Normal WB, Attr2 Normal NC;
+    /// memory attributes are not interpreted by this model).
     pub fn new(asid: u16, ttb0: u64, t0sz: u8, granule: Granule) -> Cd {
         let mut c = Cd::decode([0; 8]);
         c.v = true;
@@ -322,7 +332,7 @@ impl Cd {
         c.epd1 = true;
         c.tg1 = Granule::K4.to_tg1();
         c.t1sz = 16;
-        c.mair = 0x44ff_00;
+        c.mair = 0x0044_ff00;
         c
     }
 
@@ -460,7 +470,8 @@ mod tests {
         assert_eq!(d.region(TtbRegion::Ttb0).0, Some(Granule::K16));
         assert_eq!(d.check(&SmmuProfile::default(), StreamWorld::NsEl1), Ok(()));
         assert_eq!(
-            d.with_valid(false).check(&SmmuProfile::default(), StreamWorld::NsEl1),
+            d.with_valid(false)
+                .check(&SmmuProfile::default(), StreamWorld::NsEl1),
             Err(BadCd::NotValid)
         );
     }

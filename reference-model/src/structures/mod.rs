@@ -6,7 +6,7 @@ pub mod ste;
 pub mod stream_table;
 
 pub use cd::{Cd, CdFormat, L1Cd};
-pub use ste::{SteConfig, Ste, StreamWorld};
+pub use ste::{Ste, SteConfig, StreamWorld};
 pub use stream_table::{L1Std, StreamTableConfig, StreamTableFormat};
 
 /// Extracts bits `[hi:lo]` of `w`.
@@ -30,13 +30,17 @@ pub(crate) fn bit(w: u64, n: u32) -> bool {
 #[inline]
 pub(crate) fn set_bits(w: u64, hi: u32, lo: u32, v: u64) -> u64 {
     let width = hi - lo + 1;
-    let mask = if width == 64 { u64::MAX } else { ((1u64 << width) - 1) << lo };
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << width) - 1) << lo
+    };
     (w & !mask) | ((v << lo) & mask)
 }
 
 /// Mask of address bits `[hi:lo]`.
 #[inline]
-pub(crate) fn addr_mask(hi: u32, lo: u32) -> u64 {
+pub fn addr_mask(hi: u32, lo: u32) -> u64 {
     set_bits(0, hi, lo, u64::MAX)
 }
 
