@@ -717,3 +717,19 @@ proptest! {
         let _ = traverse(&mem, &st, &SmmuProfile::default(), &opts, |_| {});
     }
 }
+
+#[test]
+fn hierarchical_permissions() {
+    let (mut mem, cd, mut b) = s1_setup(Granule::K4, 25);
+    b.map(&mut mem, 0x1000, 0x8000_1000, 3, &LeafSpec::S1)
+        .unwrap();
+    // Set APTable[1] (bit 62, read-only) in the level-2 table descriptor.
+    let l2 = b.leaf_address(&mem, 0x1000, 2).unwrap();
+    mem.write_u64(l2, mem.read_u64(l2) | 1 << 62);
+    assert!(translate(&mem, &st(), true, 1, None, 0x1000, Access::READ).is_ok());
+    let f = translate(&mem, &st(), true, 1, None, 0x1000, Access::WRITE).unwrap_err();
+    assert_eq!(f.kind, FaultKind::Permission);
+    // CD.HAD0 disables hierarchical attributes.
+    mem.write_words(CD_BASE, &Cd { had0: true, ..cd }.encode());
+    assert!(translate(&mem, &st(), true, 1, None, 0x1000, Access::WRITE).is_ok());
+}
