@@ -733,3 +733,30 @@ fn hierarchical_permissions() {
     mem.write_words(CD_BASE, &Cd { had0: true, ..cd }.encode());
     assert!(translate(&mem, &st(), true, 1, None, 0x1000, Access::WRITE).is_ok());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Bit flips in any word a valid nested translation reads never panic, and every fault
+    /// names an event or the no-event abort.
+    #[test]
+    fn mutated_nested_config_never_panics(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u32..8, any::<u64>()), 1..4),
+        va in 0u64..0x10_0000, write in any::<bool>(), ssid in proptest::option::of(0u32..4),
+    ) {
+        let (mut mem, mut b1) = nested_setup();
+        b1.map(&mut mem, 0x7_0000, 0x4000_0000, 3, &LeafSpec::S1).unwrap();
+        let t = translate(&mem, &st(), true, 4, None, 0x7_0000, Access::READ).unwrap();
+        for (idx, word, mask) in flips {
+            let e = &t.trace[idx.index(t.trace.len())];
+            let pa = e.pa + 8 * (word as u64 % if matches!(e.raw, smmu_model::walk::Raw::Struct(_)) { 8 } else { 1 });
+            mem.write_u64(pa, mem.read_u64(pa) ^ mask);
+        }
+        let a = if write { Access::WRITE } else { Access::READ };
+        match translate(&mem, &st(), true, 4, ssid, va, a) {
+            Ok(t) => prop_assert!(t.pa >> 48 == 0),
+            Err(f) => prop_assert!(f.event_id().is_some() || f.kind == FaultKind::Aborted),
+        }
+        let _ = traverse(&mem, &st(), &SmmuProfile::default(), &TraverseOptions { max_reads: 50_000, ..Default::default() }, |_| {});
+    }
+}
