@@ -2,9 +2,16 @@
 //! (Arm IHI 0070). It answers "is this observation allowed by the architecture?" as a set, and
 //! names the rule (with its section) that an observation breaks.
 //!
-//! Data flow: raw 16-byte commands are decoded by [`command`], judged legal or not under a
+//! Data flow: raw 16-byte commands are decoded by [`command`] and judged legal or not under a
+//! [`profile`] by [`classify`]. Structures in memory ([`structures`]) are walked by [`walk`].
 
 pub mod classify;
 pub mod command;
+pub mod granule;
+pub mod memory;
 pub mod profile;
 pub mod rules;
+pub mod structures;
+pub mod tables;
+pub mod traverse;
+pub mod walk;
