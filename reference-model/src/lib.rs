@@ -7,4 +7,5 @@
 pub mod classify;
 pub mod command;
 pub mod profile;
+pub mod queue;
 pub mod rules;
