@@ -10,6 +10,7 @@ pub mod command;
 pub mod granule;
 pub mod memory;
 pub mod profile;
+pub mod queue;
 pub mod rules;
 pub mod structures;
 pub mod tables;
