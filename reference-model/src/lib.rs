@@ -6,5 +6,9 @@
 
 pub mod classify;
 pub mod command;
+pub mod granule;
 pub mod profile;
+pub mod range;
 pub mod rules;
+pub mod scope;
+pub mod tlb;

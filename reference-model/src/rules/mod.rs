@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 pub mod legality;
+pub mod scope;
 
 /// One architectural requirement.
 #[derive(Debug, PartialEq, Eq, Hash, Serialize)]
@@ -22,10 +23,13 @@ pub struct Rule {
 
 /// Every rule group, in the order docs list them.
 pub fn groups() -> Vec<(&'static str, &'static [&'static Rule])> {
-    vec![(
-        "Command legality (CERROR_ILL) and RES0 fields",
-        legality::ALL,
-    )]
+    vec![
+        (
+            "Command legality (CERROR_ILL) and RES0 fields",
+            legality::ALL,
+        ),
+        ("Required invalidation scope", scope::ALL),
+    ]
 }
 
 /// Every registered rule.
