@@ -218,12 +218,23 @@ impl Scope {
             if !ok {
                 return None;
             }
+            if rule == s.rule {
+                if t.stage == EntryStage::Combined {
+                    rule = &r::TTL_COMBINED;
+                } else if t.kind == EntryKind::Table {
+                    rule = &r::TTL_LEVEL;
+                }
+            }
         }
         match s.addr {
             AddrSel::All => {}
             AddrSel::Point(a) => {
                 if !t.contains(a) {
                     return None;
+                }
+                if t.base != a && rule == s.rule {
+                    // The address lies inside a larger entry: required by containment.
+                    rule = &r::NONRANGE_CONTAINS;
                 }
             }
             AddrSel::Range { range, end_two } => {
@@ -235,8 +246,11 @@ impl Scope {
                 if !range.intersects(t.base, t.size, end) {
                     return None;
                 }
-                if !range.contains(t.base, t.size, end) && rule == s.rule {
-                    // Only partly inside the invalidated set: required by interpretation.
+                // A one-granule span behaves like a non-range invalidation of Addr (§4.4.1.1
+                // note), so an entry translating Addr is required outright; any other entry only
+                // partly inside the invalidated set is required by interpretation (digest §10.6).
+                let single = range.num == 0 && range.scale == 0 && t.contains(range.base);
+                if !single && !range.contains(t.base, t.size, end) && rule == s.rule {
                     rule = &r::RANGE_OVERLAP;
                 }
             }
@@ -350,7 +364,7 @@ impl Scope {
     pub fn describe(&self) -> String {
         let name = self.opcode.name();
         let res0 = if self.res0_cleared {
-            " (RES0 bits treated as zero)"
+            " (RES0 bits treated as zero, SCOPE-RES0-AS-ZERO §4.1.5)"
         } else {
             ""
         };
@@ -966,6 +980,8 @@ fn build(ctx: &ScopeCtx, raw: RawCommand, eff: RawCommand) -> Scope {
         | O::Sync
         | O::DptiAll
         | O::DptiPa => Scope::empty(op, &r::NO_CACHE_EFFECT),
-        O::ImplementationDefined(_) | O::Reserved(_) => Scope::empty(op, &r::ILLEGAL),
+        // IMPLEMENTATION DEFINED commands: nothing is architecturally required of them.
+        O::ImplementationDefined(_) => Scope::empty(op, &r::NO_CACHE_EFFECT),
+        O::Reserved(_) => Scope::empty(op, &r::ILLEGAL),
     }
 }

@@ -149,7 +149,7 @@ fn nh_vaa_requires_every_asid_for_the_address() {
 }
 
 #[test]
-fn leaf_one_does_not_require_walk_cache() {
+fn case_20_leaf_one_does_not_require_walk_cache() {
     let t = at(page(NsEl1, 2, 1, 0x8000), Table, 2);
     may(&scope(&ns(), nh_vaa(2, inv(0x8000, true))), &t);
     must(&scope(&ns(), nh_vaa(2, inv(0x8000, false))), &t);
@@ -237,7 +237,7 @@ fn case_34_secure_queue_sel2_vmid_zero_hits_secure_s1() {
 }
 
 #[test]
-fn nh_va_out_of_range_va_is_empty() {
+fn case_26_non_canonical_va_is_out_of_range() {
     // VAX=0b01 (52-bit): bits [63:52] must all be equal.
     let s = scope(&ns(), nh_vaa(0, inv(0x0010_0000_0000_0000, true)));
     assert!(s.is_empty(), "{}", s.describe());
@@ -893,4 +893,155 @@ fn gb_and_mb_constants_used() {
     let s = scope(&ns(), nh_vaa(0, rinv(GB, true, 1, 1, 0, 0)));
     must(&s, &at(page(NsEl1, 0, 0, GB), Leaf, 1));
     may(&s, &at(page(NsEl1, 0, 0, GB + MB2), Leaf, 2));
+}
+
+#[test]
+fn case_4_tg0_with_range_fields_is_single_address() {
+    // NUM/SCALE/TTL are RES0 when TG == 0: ignored, a single address of any granule.
+    let s = scope(&ns(), nh_vaa(0, rinv(0x4000, true, 0, 2, 5, 3)));
+    must(&s, &page(NsEl1, 0, 0, 0x4000));
+    must(&s, &at(page(NsEl1, 0, 0, 0x4000), Leaf, 1));
+    may(&s, &page(NsEl1, 0, 0, 0x5000));
+}
+
+#[test]
+fn case_5_ril0_range_fields_ignored() {
+    let c = ScopeCtx::new(
+        Profile::named("smmuv3.0-s1-norange").unwrap(),
+        Queue::NonSecure,
+    );
+    let s = scope(&c, nh_vaa(0, rinv(0x4000, true, 1, 3, 31, 31)));
+    must(&s, &page(NsEl1, 0, 0, 0x4000));
+    may(&s, &page(NsEl1, 0, 0, 0x5000));
+}
+
+#[test]
+fn case_6_ds0_scale_bit25_ignored() {
+    let c = ScopeCtx::new(Profile::named("qemu-10.0").unwrap(), Queue::NonSecure);
+    // SCALE = 0b100001: with DS == 0 only [24:20] = 1 counts: 2 pages.
+    let s = scope(&c, nh_vaa(0, rinv(0, true, 1, 3, 0, 0x21)));
+    must(&s, &page(NsEl1, 0, 0, 0x1000));
+    may(&s, &page(NsEl1, 0, 0, 0x2000));
+}
+
+#[test]
+fn case_7_ds1_scale_above_39_is_39() {
+    let s = scope(&ns(), nh_vaa(0, rinv(0, true, 1, 3, 0, 45)));
+    must(&s, &page(NsEl1, 0, 0, (1 << 51) - 0x1000));
+    may(&s, &page(NsEl1, 0, 0, 1 << 51));
+}
+
+#[test]
+fn case_25_ipa_above_ias_is_out_of_range() {
+    // smmuv3.4-full: OAS 52, no AArch32 tables: IAS 52.
+    let s = scope(
+        &ns(),
+        Command::TlbiS2Ipa {
+            vmid: 1,
+            inv: inv(1 << 53, true),
+        },
+    );
+    assert!(s.is_empty(), "{}", s.describe());
+    let s = scope(
+        &ns(),
+        Command::TlbiS2Ipa {
+            vmid: 1,
+            inv: inv(1 << 51, true),
+        },
+    );
+    must(&s, &stage(page(NsEl1, 1, 0, 1 << 51), S2));
+}
+
+#[test]
+fn case_28_cfgi_cd_requires_no_tlb_entries() {
+    let s = scope(
+        &ns(),
+        Command::CfgiCd {
+            ssec: false,
+            sid: 1,
+            ssid: 0,
+            leaf: false,
+        },
+    );
+    may(&s, &global(page(NsEl1, 1, 5, 0)));
+    may(&s, &page(NsEl1, 1, 5, 0));
+    assert!(s.requires_cfg(&CfgTag::Cd {
+        sec: Security::NonSecure,
+        sid: 1,
+        ssid: 0
+    }));
+}
+
+#[test]
+fn case_29_tlbi_ignores_aset() {
+    let s = scope(&ns(), Command::TlbiNhAsid { vmid: 1, asid: 5 });
+    let mut e = page(NsEl1, 1, 5, 0);
+    must(&s, &e);
+    e.aset = true;
+    must(&s, &e);
+}
+
+#[test]
+fn realm_queue_targets_realm_worlds() {
+    let c = full(Queue::Realm);
+    let s = scope(&c, Command::TlbiNhAll { vmid: 2 });
+    must(&s, &page(RealmEl1, 2, 0, 0));
+    may(&s, &page(NsEl1, 2, 0, 0));
+    let s = scope(&c, Command::TlbiNsnhAll);
+    must(&s, &stage(page(RealmEl1, 9, 0, 0), S2));
+    may(&s, &page(NsEl1, 9, 0, 0));
+    let s = scope(&c, Command::TlbiEl2All);
+    must(&s, &page(RealmEl2, 0, 0, 0));
+    may(&s, &page(NsEl2, 0, 0, 0));
+    assert!(scope(&c, Command::TlbiEl3All).is_empty());
+}
+
+#[test]
+fn rule_citations_name_the_reason() {
+    let s = scope(&ns(), nh_vaa(0, inv(0x12_3000, false)));
+    let blk = at(page(NsEl1, 0, 0, 0), Leaf, 2);
+    assert_eq!(s.rule_for_tlb(&blk).unwrap().id, "SCOPE-NONRANGE-CONTAINS");
+    let s = scope(&ns(), nh_vaa(0, rinv(0, false, 1, 2, 0, 0)));
+    assert_eq!(
+        s.rule_for_tlb(&at(page(NsEl1, 0, 0, 0), Table, 1))
+            .unwrap()
+            .id,
+        "SCOPE-TTL-LEVEL"
+    );
+    assert_eq!(
+        s.rule_for_tlb(&at(page(NsEl1, 0, 0, 0), Leaf, 2))
+            .unwrap()
+            .id,
+        "SCOPE-NH-VAA"
+    );
+    for id in smmu_model::rules::scope::ALL.iter().map(|r| r.id) {
+        assert!(id.starts_with("SCOPE-"), "{id}");
+    }
+}
+
+/// Opcodes that match on the NS VMID and on the NS-EL1 world (full profile, VMW == 0).
+const VMID_MATCHING: [u8; 6] = [0x10, 0x11, 0x12, 0x13, 0x28, 0x2A];
+
+proptest! {
+    #[test]
+    fn vmid_and_world_never_cross_for_random_commands(
+        op in prop::sample::select(VMID_MATCHING.to_vec()), dw0 in any::<u64>(), dw1 in any::<u64>(),
+        other in any::<u16>(), w in arb_world(), base in any::<u64>(), lvl in 0u8..=3,
+        st in prop::sample::select(vec![S1, S2, Combined]), table in any::<bool>(), g in any::<bool>()
+    ) {
+        let raw = RawCommand::new((dw0 & !0xFF) | u64::from(op), dw1);
+        let vmid = raw.get(smmu_model::command::layout::VMID) as u16;
+        prop_assume!(other != vmid);
+        let s = required_scope(&ns(), raw);
+        let mut e = at(page(NsEl1, other, raw.get(smmu_model::command::layout::ASID) as u16, base), Leaf, lvl);
+        e.stage = st;
+        e.global = g;
+        if table { e.kind = Table; }
+        prop_assert!(!s.requires_tlb(&e), "{} vs {:?}", s.describe(), e);
+        if w != NsEl1 {
+            e.world = w;
+            e.vmid = vmid;
+            prop_assert!(!s.requires_tlb(&e), "{} vs {:?}", s.describe(), e);
+        }
+    }
 }

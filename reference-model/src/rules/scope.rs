@@ -130,7 +130,7 @@ rule!(
     "TTL!=0: leaf entries only from level TTL, table entries (Leaf==0) only from levels before TTL"
 );
 rule!(TTL_COMBINED, "SCOPE-TTL-COMBINED", "§4.4.1.1, §16.2.1",
-    "Interpretation: with a TTL hint a combined S1+S2 entry is required only when its recorded level equals TTL");
+    "Interpretation: with a TTL hint a combined S1+S2 leaf entry is required only when its recorded level equals TTL (table entries: levels before TTL, as for S1)");
 rule!(TTL128, "SCOPE-TTL128", "§4.4.1.1",
     "With TTL!=0, TTL128 selects 128-bit (1) or 64-bit (0) descriptor entries; the other format is not required");
 rule!(RANGE_OVERLAP, "SCOPE-RANGE-OVERLAP", "§4.4.1.1",
@@ -184,8 +184,8 @@ rule!(
     "§4.5.1, §4.5.2",
     "An IGNORED command is not required to do anything"
 );
-rule!(NO_CACHE_EFFECT, "SCOPE-NO-CACHE-EFFECT", "§4.2, §4.5.2, §4.6, §4.7",
-    "PREFETCH_*, PRI_RESP, RESUME, STALL_TERM, SYNC and DPTI_* remove no TLB, configuration or ATC entries");
+rule!(NO_CACHE_EFFECT, "SCOPE-NO-CACHE-EFFECT", "§4.1.1, §4.2, §4.5.2, §4.6, §4.7",
+    "PREFETCH_*, PRI_RESP, RESUME, STALL_TERM, SYNC, DPTI_* and IMPLEMENTATION DEFINED commands are required to remove no TLB, configuration or ATC entries");
 // ---- Configuration (§4.3) ----
 rule!(CFGI_SSEC, "SCOPE-CFGI-SSEC", "§4.3, §4.1.6",
     "CFGI_* from the Secure queue target Secure (SSec==1) or Non-secure (SSec==0) structures; NS and Realm queues only their own");
