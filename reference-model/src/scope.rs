@@ -922,15 +922,23 @@ fn build(ctx: &ScopeCtx, raw: RawCommand, eff: RawCommand) -> Scope {
             cfg(CfgSel::CdAll { sid }, &r::CFGI_CD_ALL)
         }
         O::CfgiVmsPidm => {
-            // "VMID treated as in the TLBI commands" (§4.3.5): upper-byte rule and VMW.
+            // "VMID treated as in the TLBI commands" (§4.3.5): upper-byte rule, VMW, and no
+            // VMID matching without stage 2 for the Security state.
             if vmid_narrow_bad {
                 return Scope::empty(op, &r::NARROW_ID);
             }
-            let mask = match ssec_sec {
-                Security::Secure => s_mask,
-                Security::NonSecure => ns_mask,
-                Security::Realm => 0xFFFF,
+            let (s2, mask) = match ssec_sec {
+                Security::Secure => (p.sel2, s_mask),
+                Security::NonSecure => (p.s2p, ns_mask),
+                Security::Realm => (p.s2p, 0xFFFF),
             };
+            if !s2 {
+                // As the NH_* VMID (§4.4.2): not matched; VMID != 0 may hit an UNKNOWN VMID.
+                if raw_vmid != 0 {
+                    return Scope::empty(op, &r::NH_VMID_UNMATCHED);
+                }
+                return cfg(CfgSel::VmsPidm { vmid: 0, mask: 0 }, &r::CFGI_VMS_PIDM);
+            }
             cfg(CfgSel::VmsPidm { vmid, mask }, &r::CFGI_VMS_PIDM)
         }
 

@@ -29,8 +29,8 @@ rule!(
 );
 rule!(NH_VAA, "SCOPE-NH-VAA", "§4.4.2.3",
     "NH_VAA must remove EL1 stage-1 entries for VMID translating the address, any ASID, global included");
-rule!(NH_VMID_UNMATCHED, "SCOPE-NH-VMID-NO-S2", "§4.4.2",
-    "Without stage 2 for the queue's Security state the NH_* VMID is not matched: VMID==0 covers every VMID, VMID!=0 may hit an UNKNOWN VMID so nothing is required");
+rule!(NH_VMID_UNMATCHED, "SCOPE-NH-VMID-NO-S2", "§4.4.2, §4.3.5",
+    "Without stage 2 for the Security state the NH_* (and CFGI_VMS_PIDM) VMID is not matched: VMID==0 covers every VMID, VMID!=0 may hit an UNKNOWN VMID so nothing is required");
 rule!(VMW_WILDCARD, "SCOPE-VMW", "§3.17.6, §6.3.9",
     "With CR0.VMW (S_CR0.VMW for Secure VMIDs) = 1..4, VMID-matching invalidations ignore VMID[VMW-1:0]");
 // ---- EL3 (§4.4.2.5/6) ----
