@@ -135,6 +135,55 @@ impl Granule {
             Granule::K64 => 3,
         }
     }
+
+    /// The TLBI TG field (§4.4.1.1): 0b01 4KB, 0b10 16KB, 0b11 64KB; 0b00 means "any granule, no
+    /// range" and has no granule.
+    pub const fn from_tg_field(tg: u8) -> Option<Granule> {
+        match tg & 0b11 {
+            0b01 => Some(Granule::K4),
+            0b10 => Some(Granule::K16),
+            0b11 => Some(Granule::K64),
+            _ => None,
+        }
+    }
+
+    pub const fn tg_field(self) -> u8 {
+        match self {
+            Granule::K4 => 0b01,
+            Granule::K16 => 0b10,
+            Granule::K64 => 0b11,
+        }
+    }
+
+    /// Lowest lookup level that exists for this granule with 64-bit descriptors (the 64KB
+    /// granule has no level 0; the 4KB LPA2 level -1 is not modelled, and §4.4.1.1 has no TTL
+    /// code for it either).
+    pub const fn first_level(self) -> u8 {
+        self.min_level()
+    }
+
+    /// log2 of the bytes of input address one descriptor at `level` maps (a block, a page, or
+    /// for a table descriptor the span of its next-level table). Each level resolves
+    /// `shift - 3` bits with 64-bit descriptors and `shift - 4` with 128-bit ones (the TTL128
+    /// alignment table of §4.4.1.1 is exactly this arithmetic). `None` for levels that do not
+    /// exist (level > 3, or below `first_level`).
+    pub const fn span_shift(self, level: u8, d128: bool) -> Option<u32> {
+        if level > 3 || level < self.first_level() {
+            return None;
+        }
+        let g = self.shift();
+        let per_level = if d128 { g - 4 } else { g - 3 };
+        Some(g + (3 - level as u32) * per_level)
+    }
+
+    /// Bytes covered by one entry at `level` with 128-bit descriptors (VMSAv9-128).
+    pub const fn span_d128(self, level: u8) -> Option<u64> {
+        match self.span_shift(level, true) {
+            Some(s) => Some(1u64 << s),
+            None => None,
+        }
+    }
+
 }
 
 #[cfg(test)]

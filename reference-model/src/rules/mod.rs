@@ -9,6 +9,7 @@ use serde::Serialize;
 
 pub mod legality;
 pub mod queue;
+pub mod scope;
 
 /// One architectural requirement.
 #[derive(Debug, PartialEq, Eq, Hash, Serialize)]
@@ -29,6 +30,7 @@ pub fn groups() -> Vec<(&'static str, &'static [&'static Rule])> {
             legality::ALL,
         ),
         ("Command queue processing, errors and CMD_SYNC", queue::ALL),
+        ("Required invalidation scope", scope::ALL),
     ]
 }
 
