@@ -183,7 +183,6 @@ impl Granule {
             None => None,
         }
     }
-
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 pub mod legality;
+pub mod oracle;
 pub mod queue;
 pub mod scope;
 
@@ -31,6 +32,7 @@ pub fn groups() -> Vec<(&'static str, &'static [&'static Rule])> {
         ),
         ("Command queue processing, errors and CMD_SYNC", queue::ALL),
         ("Required invalidation scope", scope::ALL),
+        ("Observations after invalidation", oracle::ALL),
     ]
 }
 

@@ -1,0 +1,500 @@
+//! The oracle: given the history of memory writes, register writes and consumed commands, it
+//! answers for any observation whether the architecture allows it, and if not which rule the
+//! observation breaks.
+//!
+//! Semantics (docs/model.md explains them on a page):
+//! - A translation observed at time t is allowed iff it is the result of some walk in which every
+//!   structure or descriptor used is either its current value in memory or an older version that
+//!   may still be cached ([`enumerate`]).
+//! - An older version may still be cached unless an invalidation whose required scope covers the
+//!   entry built from it ([`crate::scope`]) was consumed after that version stopped being current,
+//!   and a CMD_SYNC after that invalidation has completed (§4.1.4, §4.7.3, §3.21.1). Before that
+//!   SYNC completes both outcomes are allowed. Eviction and over-invalidation are always allowed
+//!   (§4.4, §4.3, §16.2).
+//! - Stale versions are found by difference of what is cacheable before and after each write
+//!   ([`reach`]); nothing is cached while SMMUEN has never been 1 (§3.21.1, §3.21.3).
+
+pub mod context;
+pub mod enumerate;
+pub mod reach;
+pub mod stale;
+
+use crate::classify::{classify, Verdict};
+use crate::command::RawCommand;
+use crate::memory::{MemRead, Memory};
+use crate::profile::{Profile, Queue};
+use crate::rules::{self, Rule};
+use crate::scope::{required_scope, ScopeCtx};
+use crate::structures::stream_table::{locate_ste, read_struct};
+use crate::structures::{SmmuProfile, Ste, StreamTableConfig};
+use crate::walk::Access;
+use enumerate::{Allowed, Enumerator, Outcome};
+use reach::{Reach, Reacher};
+use serde::Serialize;
+use stale::{Origin, StaleSet, TlbContent, TlbEntry};
+use std::collections::VecDeque;
+
+pub use enumerate::Outcome as AllowedOutcome;
+
+/// What a backend saw for a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Observation {
+    /// The access reached this PA.
+    Translated { pa: u64 },
+    /// The access faulted; `event` is the event number when the backend could read it.
+    Fault { event: Option<u8> },
+    /// Terminated with no event.
+    Abort,
+    /// The backend cannot observe this probe (it answers "cannot observe" rather than guess).
+    CannotObserve,
+}
+
+/// A probe: one DMA-style access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub sid: u32,
+    pub ssid: Option<u32>,
+    pub addr: u64,
+    pub write: bool,
+}
+
+/// A rejected observation, with the rule it breaks and an explanation a kernel developer can act
+/// on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub rule: &'static Rule,
+    pub message: String,
+    pub allowed: Vec<Outcome>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{} {}] {}",
+            self.rule.id, self.rule.section, self.message
+        )
+    }
+}
+
+/// An accepted observation: was it the fresh result, and did it need stale entries?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Accepted {
+    Fresh,
+    /// Allowed only because stale entries may still be cached.
+    Stale,
+    /// The backend could not observe; nothing to judge.
+    NotObserved,
+    /// The enumeration hit its bound: counted, never failed.
+    Undecided,
+}
+
+/// A stale entry removed by a completed SYNC, kept (bounded) to explain violations.
+#[derive(Clone, Debug)]
+struct Removed {
+    entry: TlbEntry,
+    by: RawCommand,
+    rule: Option<&'static Rule>,
+}
+
+const GRAVEYARD: usize = 8192;
+
+/// The golden model of one SMMU (Non-secure programming interface).
+pub struct Model {
+    pub profile: Profile,
+    sp: SmmuProfile,
+    mem: Memory,
+    st: StreamTableConfig,
+    smmuen: bool,
+    ever_enabled: bool,
+    e2h: bool,
+    vmw: u8,
+    stale: StaleSet,
+    reach: Option<Reach>,
+    event: u64,
+    /// Invalidations consumed since the last completed SYNC: (event, command).
+    pending: Vec<(u64, RawCommand)>,
+    graveyard: VecDeque<Removed>,
+    /// Counters for reports.
+    pub stats: Stats,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Stats {
+    pub writes: u64,
+    pub commands: u64,
+    pub syncs: u64,
+    pub stale_created: u64,
+    pub truncated_traversals: u64,
+}
+
+impl Model {
+    pub fn new(profile: Profile) -> Model {
+        Model {
+            sp: context::smmu_profile(&profile, false),
+            profile,
+            mem: Memory::new(),
+            st: StreamTableConfig::linear(0, 0),
+            smmuen: false,
+            ever_enabled: false,
+            e2h: false,
+            vmw: 0,
+            stale: StaleSet::default(),
+            reach: None,
+            event: 0,
+            pending: Vec::new(),
+            graveyard: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn memory(&self) -> &Memory {
+        &self.mem
+    }
+    pub fn smmu_profile(&self) -> &SmmuProfile {
+        &self.sp
+    }
+    pub fn stream_table(&self) -> &StreamTableConfig {
+        &self.st
+    }
+    pub fn stale(&self) -> &StaleSet {
+        &self.stale
+    }
+
+    fn current_reach(&mut self) -> &Reach {
+        if self.reach.is_none() {
+            let r = self.compute_reach();
+            self.reach = Some(r);
+        }
+        self.reach.as_ref().expect("just computed")
+    }
+
+    fn compute_reach(&mut self) -> Reach {
+        let mut r = Reacher::new(&self.mem, &self.sp);
+        r.stream_table(&self.st);
+        let mem = &self.mem;
+        let st = &self.st;
+        let sp = &self.sp;
+        let cur = |sid: u32| -> Option<Ste> {
+            let loc = locate_ste(mem, st, sp, sid).ok()?;
+            read_struct(mem, loc.ste_pa).map(Ste::decode)
+        };
+        r.stale_roots(&self.stale, &cur);
+        if r.out.truncated {
+            self.stats.truncated_traversals += 1;
+        }
+        r.out
+    }
+
+    /// Any change of what is cacheable: entries cacheable before and not after become stale.
+    fn changed<F: FnOnce(&mut Self)>(&mut self, pa: Option<u64>, f: F) {
+        self.event += 1;
+        if !self.ever_enabled {
+            // Nothing can have been cached yet (§3.21.1: no insertion while SMMUEN == 0).
+            f(self);
+            self.reach = None;
+            return;
+        }
+        let relevant = match pa {
+            Some(pa) => self.current_reach().pas.contains(&(pa & !7)),
+            None => true,
+        };
+        if !relevant {
+            f(self);
+            return;
+        }
+        let before = self.current_reach().clone();
+        f(self);
+        let after = self.compute_reach();
+        let origin = Origin {
+            event: self.event,
+            pa: pa.unwrap_or(0),
+        };
+        for e in before.tlb.difference(&after.tlb) {
+            self.stale.add_tlb(*e, origin);
+            self.stats.stale_created += 1;
+        }
+        for e in before.cfg.difference(&after.cfg) {
+            self.stale.add_cfg(e.clone(), origin);
+            self.stats.stale_created += 1;
+        }
+        // Newly stale roots may reach more: recompute lazily.
+        self.reach = None;
+    }
+
+    /// A 64-bit memory write (structures, tables, anything).
+    pub fn write_u64(&mut self, pa: u64, value: u64) {
+        self.stats.writes += 1;
+        if self.mem.read_u64(pa) == value {
+            return;
+        }
+        self.changed(Some(pa), |m| m.mem.write_u64(pa, value));
+    }
+
+    pub fn write_words(&mut self, pa: u64, words: &[u64]) {
+        for (i, w) in words.iter().enumerate() {
+            self.write_u64(pa.wrapping_add(8 * i as u64), *w);
+        }
+    }
+
+    /// STRTAB_BASE / STRTAB_BASE_CFG (§6.3.23-24). Structures cached through the old table may
+    /// stay cached (§3.21.3 note).
+    pub fn set_stream_table(&mut self, st: StreamTableConfig) {
+        self.changed(None, |m| m.st = st);
+    }
+
+    /// CR0.SMMUEN (§6.3.9).
+    pub fn set_smmuen(&mut self, en: bool) {
+        self.smmuen = en;
+        if en && !self.ever_enabled {
+            self.ever_enabled = true;
+            self.reach = None;
+        }
+    }
+
+    /// CR2.E2H (§6.3.12): it may be cached in TLBs; a change makes EL2 entries stale.
+    pub fn set_e2h(&mut self, e2h: bool) {
+        self.changed(None, |m| {
+            m.e2h = e2h;
+            m.sp = context::smmu_profile(&m.profile, e2h);
+        });
+    }
+
+    /// CR0.VMW (§3.17.6).
+    pub fn set_vmw(&mut self, vmw: u8) {
+        self.vmw = vmw;
+    }
+
+    fn scope_ctx(&self, queue: Queue) -> ScopeCtx {
+        ScopeCtx {
+            profile: self.profile,
+            queue,
+            vmw: self.vmw,
+            s_vmw: 0,
+            e2h: self.e2h,
+            s_e2h: false,
+            r_e2h: false,
+        }
+    }
+
+    /// A command was consumed from the Non-secure queue. Returns how many stale entries its
+    /// required scope covers (removal completes at the next SYNC), or the rule if the command
+    /// must have raised CERROR_ILL instead of being consumed.
+    pub fn consume(&mut self, raw: RawCommand) -> Result<usize, &'static Rule> {
+        self.consume_on(Queue::NonSecure, raw)
+    }
+
+    pub fn consume_on(&mut self, queue: Queue, raw: RawCommand) -> Result<usize, &'static Rule> {
+        self.stats.commands += 1;
+        let c = classify(&self.profile, queue, raw);
+        if let Verdict::Illegal(rule) = c.verdict {
+            return Err(rule);
+        }
+        self.event += 1;
+        let scope = required_scope(&self.scope_ctx(queue), raw);
+        if scope.is_sync() {
+            self.complete_sync();
+            return Ok(0);
+        }
+        let n = self.stale.apply(&scope, self.event);
+        self.pending.push((self.event, raw));
+        Ok(n)
+    }
+
+    /// A CMD_SYNC completed: every invalidation consumed before it has taken effect.
+    pub fn complete_sync(&mut self) {
+        self.stats.syncs += 1;
+        self.event += 1;
+        // Keep what was removed (bounded) to explain later violations.
+        let pending = std::mem::take(&mut self.pending);
+        let ctx = self.scope_ctx(Queue::NonSecure);
+        for (e, o, k) in self.stale.tlb_entries() {
+            let _ = o;
+            if let Some(ev) = k {
+                if let Some((_, raw)) = pending.iter().find(|(pe, _)| *pe == ev) {
+                    let rule = required_scope(&ctx, *raw).rule_for_tlb(&e.tag);
+                    if self.graveyard.len() >= GRAVEYARD {
+                        self.graveyard.pop_front();
+                    }
+                    self.graveyard.push_back(Removed {
+                        entry: *e,
+                        by: *raw,
+                        rule,
+                    });
+                }
+            }
+        }
+        self.stale.complete_sync();
+        self.reach = None;
+    }
+
+    /// Every outcome the architecture allows for this probe now.
+    pub fn allowed(&self, probe: &Probe) -> Allowed {
+        let access = if probe.write {
+            Access::write()
+        } else {
+            Access::read()
+        };
+        let mut en = Enumerator::new(&self.mem, &self.sp, &self.st, &self.stale, access);
+        let mut a = en.probe(probe.sid, probe.ssid, probe.addr);
+        // The walker's own fresh translation is authoritative for the current state.
+        if let Some(f) = self.fresh(probe) {
+            a.outcomes.insert(f);
+            a.fresh = Some(f);
+        }
+        a
+    }
+
+    /// The result of a walk of current memory alone.
+    pub fn fresh(&self, probe: &Probe) -> Option<Outcome> {
+        let access = if probe.write {
+            Access::write()
+        } else {
+            Access::read()
+        };
+        let mut trace = Vec::new();
+        match crate::walk::translate_traced(
+            &self.mem, &self.st, &self.sp, probe.sid, probe.ssid, probe.addr, access, &mut trace,
+        ) {
+            Ok(t) => Some(Outcome::Translated { pa: t.pa }),
+            Err(f) => Some(match f.event_id() {
+                Some(ev) => Outcome::Fault { event: ev },
+                None => Outcome::Abort,
+            }),
+        }
+    }
+
+    /// Judge an observation.
+    pub fn check(&self, probe: &Probe, obs: &Observation) -> Result<Accepted, Box<Violation>> {
+        if matches!(obs, Observation::CannotObserve) {
+            return Ok(Accepted::NotObserved);
+        }
+        let a = self.allowed(probe);
+        let hit = match *obs {
+            Observation::Translated { pa } => a.outcomes.contains(&Outcome::Translated { pa }),
+            Observation::Fault { event: Some(ev) } => {
+                a.outcomes.contains(&Outcome::Fault { event: ev })
+            }
+            // An unidentified fault matches any fault or abort.
+            Observation::Fault { event: None } | Observation::Abort => a
+                .outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Fault { .. } | Outcome::Abort)),
+            Observation::CannotObserve => true,
+        };
+        if hit {
+            let fresh_match = match (*obs, a.fresh) {
+                (Observation::Translated { pa }, Some(Outcome::Translated { pa: f })) => pa == f,
+                (Observation::Fault { .. } | Observation::Abort, Some(Outcome::Fault { .. }))
+                | (Observation::Fault { .. } | Observation::Abort, Some(Outcome::Abort)) => true,
+                _ => false,
+            };
+            return Ok(if fresh_match {
+                Accepted::Fresh
+            } else {
+                Accepted::Stale
+            });
+        }
+        if a.undecided {
+            return Ok(Accepted::Undecided);
+        }
+        Err(Box::new(self.explain(probe, obs, &a)))
+    }
+
+    fn explain(&self, probe: &Probe, obs: &Observation, a: &Allowed) -> Violation {
+        let allowed: Vec<Outcome> = a.outcomes.iter().copied().collect();
+        let allowed_s = allowed
+            .iter()
+            .map(|o| match o {
+                Outcome::Translated { pa } => format!("PA {pa:#x}"),
+                Outcome::Fault { event } => format!("fault {event:#04x}"),
+                Outcome::Abort => "abort".to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Observation::Translated { pa } = *obs {
+            // Was it a translation an invalidation removed?
+            for r in self.graveyard.iter().rev() {
+                let t = &r.entry.tag;
+                if probe.addr < t.base || probe.addr - t.base >= t.size {
+                    continue;
+                }
+                if let TlbContent::Leaf { oa, .. } = r.entry.content {
+                    if oa.wrapping_add(probe.addr - t.base) == pa {
+                        let rule = r.rule.unwrap_or(&rules::oracle::STALE_TLB_AFTER_SYNC);
+                        let tagdesc = if t.global {
+                            "global".to_string()
+                        } else {
+                            format!("ASID {}", t.asid)
+                        };
+                        return Violation {
+                            rule,
+                            message: format!(
+                                "stale translation IOVA {:#x} -> PA {:#x} (SID {:#x}, {}, VMID {}, {:?} level {} {:?} entry) still observed after {} and a CMD_SYNC completed; {} requires: {}. Allowed now: {}",
+                                probe.addr,
+                                pa,
+                                probe.sid,
+                                tagdesc,
+                                t.vmid,
+                                t.stage,
+                                t.level,
+                                t.granule,
+                                describe_cmd(r.by),
+                                rule.section,
+                                rule.summary,
+                                allowed_s
+                            ),
+                            allowed,
+                        };
+                    }
+                }
+            }
+            return Violation {
+                rule: &rules::oracle::NO_SUCH_TRANSLATION,
+                message: format!(
+                    "IOVA {:#x} (SID {:#x}) reached PA {:#x}, which no walk of current or still-cacheable structures gives. Allowed now: {}",
+                    probe.addr, probe.sid, pa, allowed_s
+                ),
+                allowed,
+            };
+        }
+        Violation {
+            rule: &rules::oracle::SPURIOUS_FAULT,
+            message: format!(
+                "IOVA {:#x} (SID {:#x}) {} but every permitted walk gives: {}",
+                probe.addr,
+                probe.sid,
+                match obs {
+                    Observation::Abort => "was aborted".to_string(),
+                    Observation::Fault { event: Some(e) } => format!("faulted with event {e:#04x}"),
+                    _ => "faulted".to_string(),
+                },
+                allowed_s
+            ),
+            allowed,
+        }
+    }
+}
+
+/// "CMD_TLBI_NH_VA(VMID=0, ASID=2, Addr=0x..., Leaf=1)" style.
+pub fn describe_cmd(raw: RawCommand) -> String {
+    let fields: Vec<String> = raw
+        .fields()
+        .skip(1)
+        .filter(|(_, v)| *v != 0)
+        .map(|(f, v)| {
+            if f.shift != 0 {
+                format!("{}={:#x}", f.name, v << f.shift)
+            } else {
+                format!("{}={:#x}", f.name, v)
+            }
+        })
+        .collect();
+    format!("{}({})", raw.opcode().name(), fields.join(", "))
+}
+
+impl MemRead for Model {
+    fn read_u64(&self, pa: u64) -> u64 {
+        self.mem.read_u64(pa)
+    }
+}

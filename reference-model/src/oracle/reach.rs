@@ -1,0 +1,511 @@
+//! Everything an SMMU could have cached from the structures reachable right now: configuration
+//! (STEs, L1STDs, CDs, L1CDs) and TLB/walk-cache entries (§16.2), each with its tags (§3.17).
+//!
+//! The model finds stale entries by difference: when a memory write touches anything reachable,
+//! every entry that was cacheable before the write and is not identical after it has become a
+//! stale entry that may stay cached until an invalidation covering it completes (§3.21.1,
+//! §3.21.3). This covers in one mechanism a changed leaf, a removed or replaced table (its whole
+//! old subtree, e.g. level-2 blocks under a removed level-1 table), a changed CD (ASID, TTB,
+//! granule), a changed STE (VMID, S2TTB, Config) and a changed L1 descriptor.
+//!
+//! Structures reachable only through stale entries (an old table still pointed to by a cached
+//! walk entry, an old STE or CD) are roots too, so writes into them are tracked as well.
+
+use super::context::{subtree_params, Ctx};
+use super::stale::{CfgEntry, LeafAttrs, StaleSet, TlbContent, TlbEntry};
+use crate::memory::MemRead;
+use crate::structures::cd::{cd_table_step, CdTableStep};
+use crate::structures::stream_table::{read_struct, StreamTableFormat};
+use crate::structures::{Cd, L1Cd, L1Std, SmmuProfile, Ste, StreamTableConfig};
+use crate::tlb::{CfgTag, EntryKind, EntryStage, Security, TlbTag};
+use crate::walk::{
+    decode_descriptor, s1_perms, s2_perms, table_size, walk_stage, Access, Descriptor, Leaf, Stage,
+    WalkParams,
+};
+use std::collections::HashSet;
+
+/// Bounds that keep one traversal cheap whatever memory holds (the fuzzer writes garbage).
+pub const MAX_STREAMS: u64 = 1 << 12;
+pub const MAX_CDS_PER_STREAM: u64 = 256;
+pub const MAX_NODES: usize = 200_000;
+/// Combined S1+S2 entries generated per stage-1 leaf (a large S1 block over small S2 pages).
+pub const MAX_COMBINED_PER_LEAF: usize = 512;
+
+#[derive(Default, Debug, Clone)]
+pub struct Reach {
+    pub tlb: HashSet<TlbEntry>,
+    pub cfg: HashSet<CfgEntry>,
+    /// Every PA read to build the above: a write elsewhere cannot change what is cacheable.
+    pub pas: HashSet<u64>,
+    /// True when a bound cut the traversal short (reported, never silent).
+    pub truncated: bool,
+    nodes: usize,
+}
+
+pub fn attrs_of(p: crate::walk::Perms) -> LeafAttrs {
+    LeafAttrs {
+        readable: p.allows(Access::read()),
+        writable: p.allows(Access::write()),
+    }
+}
+
+pub struct Reacher<'a, M: MemRead + ?Sized> {
+    pub mem: &'a M,
+    pub sp: &'a SmmuProfile,
+    pub out: Reach,
+}
+
+impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
+    pub fn new(mem: &'a M, sp: &'a SmmuProfile) -> Self {
+        Reacher {
+            mem,
+            sp,
+            out: Reach::default(),
+        }
+    }
+
+    fn read(&mut self, pa: u64) -> u64 {
+        self.out.pas.insert(pa & !7);
+        self.mem.read_u64(pa)
+    }
+
+    fn read8(&mut self, pa: u64) -> [u64; 8] {
+        for i in 0..8 {
+            self.out.pas.insert(pa.wrapping_add(i * 8) & !7);
+        }
+        read_struct(self.mem, pa).unwrap_or([0; 8])
+    }
+
+    fn budget(&mut self) -> bool {
+        self.out.nodes += 1;
+        if self.out.nodes > MAX_NODES {
+            self.out.truncated = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Everything reachable from the stream table.
+    pub fn stream_table(&mut self, st: &StreamTableConfig) {
+        let n = st.num_sids(self.sp);
+        if n > MAX_STREAMS {
+            self.out.truncated = true;
+        }
+        let base = st.effective_base(self.sp);
+        match st.format(self.sp) {
+            StreamTableFormat::Linear => {
+                for sid in 0..n.min(MAX_STREAMS) {
+                    self.ste_at(sid as u32, base.wrapping_add(sid * 64));
+                }
+            }
+            StreamTableFormat::TwoLevel => {
+                let split = st.effective_split();
+                let per_l1 = 1u64 << split;
+                let n_l1 = n.div_ceil(per_l1).min(MAX_STREAMS);
+                for i in 0..n_l1 {
+                    let pa = base.wrapping_add(i * 8);
+                    let raw = self.read(pa);
+                    let l1 = L1Std::decode(raw);
+                    let span = l1.effective_span(split);
+                    if span == 0 {
+                        continue;
+                    }
+                    let first = (i * per_l1) as u32;
+                    let count = (1u64 << (span - 1)).min(per_l1);
+                    self.out.cfg.insert(CfgEntry {
+                        tag: CfgTag::L1Std {
+                            sec: Security::NonSecure,
+                            sid_first: first,
+                            sid_count: count,
+                        },
+                        words: vec![raw],
+                    });
+                    let l2 = l1.l2_base(span);
+                    for j in 0..count.min(MAX_STREAMS) {
+                        self.ste_at(first.wrapping_add(j as u32), l2.wrapping_add(j * 64));
+                    }
+                }
+            }
+        }
+    }
+
+    fn ste_at(&mut self, sid: u32, pa: u64) {
+        // Only V=1 STEs lead anywhere; an invalid STE may still be cached (§3.21.3, case 63),
+        // so it is recorded as configuration too.
+        let w0 = self.read(pa);
+        if w0 & 1 == 0 && w0 == 0 {
+            return;
+        }
+        let words = self.read8(pa);
+        self.out.cfg.insert(CfgEntry {
+            tag: CfgTag::Ste {
+                sec: Security::NonSecure,
+                sid,
+            },
+            words: words.to_vec(),
+        });
+        self.ste_value(sid, &words);
+    }
+
+    /// What an STE value leads to (used for current STEs and for stale cached ones).
+    pub fn ste_value(&mut self, sid: u32, words: &[u64; 8]) {
+        if !self.budget() {
+            return;
+        }
+        let ste = Ste::decode(*words);
+        if !ste.v || ste.check(self.sp).is_err() {
+            return;
+        }
+        let cfg = ste.config();
+        if cfg.s2_enabled() {
+            if let Some(ctx) = Ctx::new(sid, &ste, None, self.sp) {
+                if let Some(p) = ctx.s2 {
+                    self.tree(&ctx, Stage::S2, &p, p.start_level, p.table_base, 0);
+                }
+            }
+        }
+        if cfg.s1_enabled() {
+            let max = if ste.s1cdmax == 0 {
+                1
+            } else {
+                (1u64 << ste.s1cdmax.min(20)).min(MAX_CDS_PER_STREAM)
+            };
+            for ssid in 0..max as u32 {
+                self.cd_index(sid, &ste, ssid);
+            }
+        }
+    }
+
+    fn cd_index(&mut self, sid: u32, ste: &Ste, ssid: u32) {
+        let nested = ste.config().s2_enabled();
+        let ctx0 = Ctx::new(sid, ste, None, self.sp);
+        let addr = match cd_table_step(ste, self.sp, ssid) {
+            CdTableStep::Cd { addr } => addr,
+            CdTableStep::L1Cd {
+                l1cd_addr,
+                l2_index,
+            } => {
+                let Some(pa) = self.ipa_to_pa(ctx0.as_ref(), nested, l1cd_addr) else {
+                    return;
+                };
+                let raw = self.read(pa);
+                let l1 = L1Cd::decode(raw);
+                if !l1.v {
+                    return;
+                }
+                let fmt = crate::structures::CdFormat::of_ste(ste, self.sp);
+                let per = 1u64 << fmt.l2_bits().unwrap_or(6);
+                self.out.cfg.insert(CfgEntry {
+                    tag: CfgTag::L1Cd {
+                        sec: Security::NonSecure,
+                        sid,
+                        ssid_first: (ssid as u64 & !(per - 1)) as u32,
+                        ssid_count: per,
+                    },
+                    words: vec![raw],
+                });
+                l1.l2_base(fmt).wrapping_add(l2_index * 64)
+            }
+        };
+        let Some(pa) = self.ipa_to_pa(ctx0.as_ref(), nested, addr) else {
+            return;
+        };
+        let words = self.read8(pa);
+        if words[0] == 0 {
+            return;
+        }
+        self.out.cfg.insert(CfgEntry {
+            tag: CfgTag::Cd {
+                sec: Security::NonSecure,
+                sid,
+                ssid,
+            },
+            words: words.to_vec(),
+        });
+        self.cd_value(sid, ste, &words);
+    }
+
+    /// What a CD value leads to, through this STE.
+    pub fn cd_value(&mut self, sid: u32, ste: &Ste, words: &[u64; 8]) {
+        let cd = Cd::decode(*words);
+        let Some(ctx) = Ctx::new(sid, ste, Some(&cd), self.sp) else {
+            return;
+        };
+        if !cd.v || cd.check(self.sp, ctx.walk_world).is_err() {
+            return;
+        }
+        for region in [
+            crate::structures::cd::TtbRegion::Ttb0,
+            crate::structures::cd::TtbRegion::Ttb1,
+        ] {
+            if let Some(p) = WalkParams::stage1_region(&cd, ctx.walk_world, self.sp, region) {
+                let base = p.region_base();
+                self.tree(&ctx, Stage::S1, &p, p.start_level, p.table_base, base);
+            }
+        }
+    }
+
+    /// A stage-1 table address is an IPA when stage 2 is on (§3.4): translate it with a fresh
+    /// stage-2 walk of current memory.
+    fn ipa_to_pa(&mut self, ctx: Option<&Ctx>, nested: bool, ipa: u64) -> Option<u64> {
+        if !nested {
+            return Some(ipa);
+        }
+        let p = ctx?.s2?;
+        let mut trace = Vec::new();
+        let leaf = walk_stage(self.mem, &p, ipa, &mut trace).ok()?;
+        for s in &trace {
+            self.out.pas.insert(s.descriptor_pa & !7);
+        }
+        Some(leaf.output_address)
+    }
+
+    /// Walk every valid descriptor of the table at `level`, recording table and leaf entries.
+    pub fn tree(
+        &mut self,
+        ctx: &Ctx,
+        stage: Stage,
+        p: &WalkParams,
+        level: u8,
+        table: u64,
+        ia_base: u64,
+    ) {
+        if level > 3 || !self.budget() {
+            return;
+        }
+        let g = p.granule;
+        let table_pa = if stage == Stage::S1 {
+            match self.ipa_to_pa(Some(ctx), ctx.nested(), table) {
+                Some(pa) => pa,
+                None => return,
+            }
+        } else {
+            table
+        };
+        let n = table_size(p, level) / 8;
+        let step = g.entry_size(level);
+        for idx in 0..n {
+            let pa = table_pa.wrapping_add(idx * 8);
+            let raw = self.read(pa);
+            if raw & 1 == 0 {
+                continue;
+            }
+            let ia = ia_base.wrapping_add(idx.wrapping_mul(step));
+            match decode_descriptor(g, level, raw, stage) {
+                Descriptor::Invalid => {}
+                Descriptor::Table { next_table, .. } => {
+                    self.out.tlb.insert(TlbEntry {
+                        tag: tag(ctx, stage, EntryKind::Table, g, level, ia, step, true),
+                        content: TlbContent::Table { next: next_table },
+                    });
+                    self.tree(ctx, stage, p, level + 1, next_table, ia);
+                    if !self.budget() {
+                        return;
+                    }
+                }
+                Descriptor::Leaf {
+                    output_address,
+                    size,
+                    attrs,
+                    ..
+                } => {
+                    let leaf = Leaf {
+                        stage,
+                        input_address: ia,
+                        output_address,
+                        input_base: ia,
+                        output_base: output_address,
+                        level,
+                        size,
+                        granule: g,
+                        attrs,
+                        table_attrs: Default::default(),
+                        descriptor_pa: pa,
+                        raw,
+                        region: p.region,
+                    };
+                    // Only valid translations are cached: AF == 0 faults unless AFFD (§3.21.1).
+                    if !attrs.af && !p.affd {
+                        continue;
+                    }
+                    let (perms, global) = match stage {
+                        Stage::S1 => (s1_perms(&leaf, ctx.walk_world, ctx.wxn), !attrs.ng),
+                        Stage::S2 => (s2_perms(&leaf), false),
+                    };
+                    self.out.tlb.insert(TlbEntry {
+                        tag: tag(ctx, stage, EntryKind::Leaf, g, level, ia, size, global),
+                        content: TlbContent::Leaf {
+                            oa: output_address,
+                            attrs: attrs_of(perms),
+                        },
+                    });
+                    if stage == Stage::S1 && ctx.nested() {
+                        self.combined(ctx, g, level, ia, size, output_address, global, perms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Combined S1+S2 entries for a stage-1 leaf of a nested configuration (§16.2.1): one per
+    /// stage-2 leaf under the stage-1 output range, tagged like the stage-1 entry.
+    #[allow(clippy::too_many_arguments)]
+    fn combined(
+        &mut self,
+        ctx: &Ctx,
+        g: crate::granule::Granule,
+        level: u8,
+        va: u64,
+        size: u64,
+        ipa: u64,
+        global: bool,
+        s1p: crate::walk::Perms,
+    ) {
+        let Some(p2) = ctx.s2 else { return };
+        let mut off = 0u64;
+        let mut n = 0;
+        while off < size {
+            n += 1;
+            if n > MAX_COMBINED_PER_LEAF {
+                self.out.truncated = true;
+                return;
+            }
+            let mut trace = Vec::new();
+            let r = walk_stage(self.mem, &p2, ipa.wrapping_add(off), &mut trace);
+            for s in &trace {
+                self.out.pas.insert(s.descriptor_pa & !7);
+            }
+            match r {
+                Ok(l2) => {
+                    let l2_end = l2.input_base.wrapping_add(l2.size);
+                    let chunk = l2_end
+                        .wrapping_sub(ipa.wrapping_add(off))
+                        .min(size - off)
+                        .max(1);
+                    // Entries are naturally aligned powers of two (both blocks are).
+                    let chunk = if chunk.is_power_of_two() {
+                        chunk
+                    } else {
+                        1u64 << (63 - chunk.leading_zeros())
+                    };
+                    let perms = s1p.intersect(&s2_perms(&l2));
+                    self.out.tlb.insert(TlbEntry {
+                        tag: TlbTag {
+                            stage: EntryStage::Combined,
+                            ..tag(
+                                ctx,
+                                Stage::S1,
+                                EntryKind::Leaf,
+                                g,
+                                level,
+                                va + off,
+                                chunk,
+                                global,
+                            )
+                        },
+                        content: TlbContent::Leaf {
+                            oa: l2
+                                .output_base
+                                .wrapping_add(ipa.wrapping_add(off) - l2.input_base),
+                            attrs: attrs_of(perms),
+                        },
+                    });
+                    off = off.saturating_add(chunk);
+                }
+                Err(_) => off = off.saturating_add(p2.granule.size()),
+            }
+        }
+    }
+
+    /// Roots that only stale entries still reach (§3.21.3 note: unreachable is not uncached).
+    pub fn stale_roots(&mut self, stale: &StaleSet, current_ste: &dyn Fn(u32) -> Option<Ste>) {
+        let cfgs: Vec<CfgEntry> = stale.cfg_entries().map(|(e, _, _)| e.clone()).collect();
+        for e in cfgs {
+            match e.tag {
+                CfgTag::Ste { sid, .. } if e.words.len() == 8 => {
+                    let mut w = [0u64; 8];
+                    w.copy_from_slice(&e.words);
+                    self.ste_value(sid, &w);
+                }
+                CfgTag::Cd { sid, .. } if e.words.len() == 8 => {
+                    if let Some(ste) = current_ste(sid) {
+                        let mut w = [0u64; 8];
+                        w.copy_from_slice(&e.words);
+                        self.cd_value(sid, &ste, &w);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let tables: Vec<TlbEntry> = stale
+            .tlb_entries()
+            .filter(|(e, _, _)| {
+                e.tag.kind == EntryKind::Table && e.tag.stage != EntryStage::Combined
+            })
+            .map(|(e, _, _)| *e)
+            .collect();
+        for e in tables {
+            let TlbContent::Table { next } = e.content else {
+                continue;
+            };
+            let stage = if e.tag.stage == EntryStage::S2 {
+                Stage::S2
+            } else {
+                Stage::S1
+            };
+            // Nested stage-1 subtrees need the stage-2 context to find their PAs; those are
+            // not followed (documented in docs/model.md).
+            let Some(p) = subtree_params(stage, e.tag.granule, e.tag.level, next) else {
+                continue;
+            };
+            let ctx = Ctx {
+                sid: 0,
+                walk_world: crate::structures::StreamWorld::NsEl1,
+                world: e.tag.world,
+                vmid: e.tag.vmid,
+                asid: e.tag.asid,
+                aset: e.tag.aset,
+                cd: None,
+                s2: None,
+                wxn: false,
+            };
+            self.tree(&ctx, stage, &p, e.tag.level + 1, next, e.tag.base);
+        }
+    }
+}
+
+/// The tag an entry built in this context gets (§3.17 table).
+#[allow(clippy::too_many_arguments)]
+pub fn tag(
+    ctx: &Ctx,
+    stage: Stage,
+    kind: EntryKind,
+    g: crate::granule::Granule,
+    level: u8,
+    base: u64,
+    size: u64,
+    global: bool,
+) -> TlbTag {
+    let s2 = stage == Stage::S2;
+    TlbTag {
+        world: if s2 {
+            crate::tlb::StreamWorld::NsEl1
+        } else {
+            ctx.world
+        },
+        stage: if s2 { EntryStage::S2 } else { EntryStage::S1 },
+        kind,
+        vmid: ctx.vmid,
+        // Stage-2 entries and EL2 entries carry no ASID.
+        asid: if s2 { 0 } else { ctx.asid },
+        global: !s2 && global && kind == EntryKind::Leaf,
+        aset: !s2 && ctx.aset,
+        granule: g,
+        level,
+        d128: false,
+        base,
+        size,
+        ipa_space_ns: true,
+    }
+}
