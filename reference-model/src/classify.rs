@@ -503,6 +503,12 @@ fn sel(c: bool) -> u128 {
     (c as u128).wrapping_neg()
 }
 
+/// 0xFF when `c`, else 0.
+#[inline(always)]
+fn sel8(c: bool) -> u8 {
+    (c as u8).wrapping_neg()
+}
+
 #[inline(always)]
 fn flag(c: bool, f: u16) -> u16 {
     (c as u16) * f
@@ -544,29 +550,28 @@ fn eval(ctx: &Ctx, e: &Entry, raw: RawCommand) -> Classification {
         // Range TLBI fields (§4.4.1.1), only when IDR3.RIL == 1 (else they are RES0 in the table).
         let tg = ((dw1 >> 10) & 3) as usize;
         let ttl = ((dw1 >> 8) & 3) as usize;
-        if tg == 0 {
-            res0 |= v & RANGE_PARAMS;
-        } else {
-            let ttl128 = (dw1 >> 7) & 1 != 0;
-            let num = (dw0 >> 12) & 31;
-            let scale = (dw0 >> 20) & ctx.scale_mask;
-            res0 |= v & TTL128_BIT & sel(ttl == 0);
-            res0 |= v & SCALE25 & sel(!ctx.ds);
-            // 16KB with TTL=0b01 and DS == 0 is treated as TTL=0b00 (§4.4.1.1, case 1).
-            let ttl_eff = ttl & !(((tg == 2) & (ttl == 1) & !ctx.ds) as usize * 3);
-            ill_range = (num == 0) & (scale == 0) & (ttl_eff == 0);
-            fl |= flag(scale > 39, Flags::SCALE_CLAMPED);
-            let use128 = ttl128 & (ttl_eff != 0);
-            let i = (tg << 2) | ttl_eff;
-            fl |= flag(
-                use128 & (a & ALIGN128_FLAT[i] != 0),
-                Flags::NOTHING_REQUIRED,
-            );
-            fl |= flag(
-                !use128 & (a & ALIGN64_FLAT[i] != 0),
-                Flags::UNPREDICTABLE_RANGE,
-            );
-        }
+        let ranged = tg != 0;
+        res0 |= v & RANGE_PARAMS & sel(!ranged);
+        let ttl128 = (dw1 >> 7) & 1 != 0;
+        let num = (dw0 >> 12) & 31;
+        let scale = (dw0 >> 20) & ctx.scale_mask;
+        res0 |= v & TTL128_BIT & sel(ranged & (ttl == 0));
+        res0 |= v & SCALE25 & sel(ranged & !ctx.ds);
+        // 16KB with TTL=0b01 and DS == 0 is treated as TTL=0b00 (§4.4.1.1, case 1).
+        let ttl_eff = ttl & !(((tg == 2) & (ttl == 1) & !ctx.ds) as usize * 3);
+        ill_range = ranged & (num == 0) & (scale == 0) & (ttl_eff == 0);
+        fl |= flag(ranged & (scale > 39), Flags::SCALE_CLAMPED);
+        // The alignment tables are all-zero for TG == 0, so no `ranged` term is needed.
+        let use128 = ttl128 & (ttl_eff != 0);
+        let i = (tg << 2) | ttl_eff;
+        fl |= flag(
+            use128 & (a & ALIGN128_FLAT[i] != 0),
+            Flags::NOTHING_REQUIRED,
+        );
+        fl |= flag(
+            !use128 & (a & ALIGN64_FLAT[i] != 0),
+            Flags::UNPREDICTABLE_RANGE,
+        );
     }
 
     // CMD_SYNC (§4.7.3).
@@ -604,15 +609,12 @@ fn eval(ctx: &Ctx, e: &Entry, raw: RawCommand) -> Classification {
 
     // Verdict: static illegality, then SSec, then parameter values; Illegal beats RES0.
     let dyn_ill = (ill_range as u8 * I_RANGE) | (ill_cs as u8 * I_CS) | (ill_resp as u8 * I_RESP);
+    // Branch-free "first non-zero of" (static, SSec, dynamic), then RES0: opcodes arrive in
+    // random order in the fuzzer, so data-dependent branches here would mispredict.
     let ssec_ill = e.ssec_ill & (ssec as u8).wrapping_neg();
-    let ill = if e.static_ill != 0 {
-        e.static_ill
-    } else if ssec_ill != 0 {
-        ssec_ill
-    } else {
-        dyn_ill
-    };
-    let idx = if ill != 0 { ill } else { (res0 != 0) as u8 };
+    let s0 = e.static_ill;
+    let ill = s0 | (ssec_ill & sel8(s0 == 0)) | (dyn_ill & sel8((s0 | ssec_ill) == 0));
+    let idx = ill | ((res0 != 0) as u8 & sel8(ill == 0));
     Classification {
         verdict: VERDICTS[idx as usize],
         res0_set: res0,
