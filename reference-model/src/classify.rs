@@ -262,7 +262,7 @@ struct Ctx {
     sid_bits: u32,
     sid_bits_ssec: u32,
     ssid_bits: u32,
-    /// VAS - 1 for the canonical-VA check (§3.4.1, §4.4.2).
+    /// Lowest bit of the sign-extension check for VA parameters (§3.4.1, §4.4.2).
     vas_m1: u32,
     /// IAS for the IPA range check (§3.4, §4.4.3.1).
     ias: u32,
@@ -295,7 +295,7 @@ impl Ctx {
                 sid_bits
             },
             ssid_bits: (p.ssidsize & 0x1F) as u32,
-            vas_m1: p.vas_bits() as u32 - 1,
+            vas_m1: p.va_sign_bit() as u32,
             ias: (ias as u32).min(63),
             scale_mask: if p.ds { 63 } else { 31 },
             pa_hi: pa_hi_res0(p),

@@ -184,6 +184,17 @@ impl Profile {
 
     /// VA size for the out-of-range check on VA parameters (§3.4.1: VAX 0b00 = 48, 0b01 = 52,
     /// 0b10 = 56 bits).
+    /// The lowest bit of the VA that must equal all bits above it for a VA parameter to be in
+    /// range (§3.4.1, §4.4.2): VA[63:48], VA[63:52] or VA[63:55] for VAX 0b00, 0b01, 0b10 (the
+    /// digest's "bits [63:VAS-1]" with VAS = 49, 53, 56).
+    pub fn va_sign_bit(&self) -> u8 {
+        match self.vax {
+            0 => 48,
+            1 => 52,
+            _ => 55,
+        }
+    }
+
     pub fn vas_bits(&self) -> u8 {
         match self.vax {
             0 => 48,

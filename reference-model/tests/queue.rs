@@ -193,7 +193,7 @@ fn case44_sync_cs_reserved_is_ill() {
         &r::CONS_STOPS_AT_ILL,
     );
     assert!(
-        m.contains("CMD_SYNC") && m.contains("entry 1") && m.contains("QUEUE-SYNC-CS-RESERVED-ILL"),
+        m.contains("CMD_SYNC") && m.contains("entry 1") && m.contains("ILL-SYNC-CS"),
         "{m}"
     );
 }

@@ -1049,8 +1049,11 @@ proptest! {
 
 #[test]
 fn cfgi_vms_pidm_without_stage2_vmid_unmatched() {
-    // qemu-7.2: stage 1 only. VMID 0 covers every VMID; VMID != 0 requires nothing.
-    let c = ScopeCtx::new(Profile::named("qemu-7.2").unwrap(), Queue::NonSecure);
+    // Stage 1 only, with MPAM (else VMS_PIDM is ILLEGAL, §4.3.5). VMID 0 covers every VMID;
+    // VMID != 0 requires nothing.
+    let mut regs = Profile::named("qemu-7.2").unwrap().regs;
+    regs.idr3 |= 1 << 7;
+    let c = ScopeCtx::new(Profile::from_regs(regs), Queue::NonSecure);
     let t = CfgTag::VmsPidm {
         sec: Security::NonSecure,
         vmid: 7,

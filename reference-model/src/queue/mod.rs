@@ -438,7 +438,7 @@ pub fn effective_classification(c: &dyn Classifier, raw: RawCommand) -> Classifi
         && !matches!(cls.verdict, Verdict::Illegal(_))
     {
         return Classification {
-            verdict: Verdict::Illegal(&rules::queue::SYNC_CS_RESERVED),
+            verdict: Verdict::Illegal(&rules::legality::SYNC_CS_RESERVED),
             ..cls
         };
     }

@@ -34,11 +34,6 @@ pub const GERROR_ONLY_WHEN_INACTIVE: Rule = Rule {
     section: "§7.5",
     summary: "The SMMU toggles a GERROR bit only to activate an inactive error, never to clear one",
 };
-pub const SYNC_CS_RESERVED: Rule = Rule {
-    id: "QUEUE-SYNC-CS-RESERVED-ILL",
-    section: "§4.7.3",
-    summary: "CMD_SYNC with CS == 0b11 (Reserved) raises CERROR_ILL",
-};
 pub const ATC_INV_SYNC_AT_SYNC: Rule = Rule {
     id: "QUEUE-ATC-INV-SYNC-AT-SYNC",
     section: "§4.7.3",
@@ -124,7 +119,6 @@ pub const ALL: &[&Rule] = &[
     &ERR_CODE,
     &GERROR_TOGGLE,
     &GERROR_ONLY_WHEN_INACTIVE,
-    &SYNC_CS_RESERVED,
     &ATC_INV_SYNC_AT_SYNC,
     &SYNC_SIGNAL_ONLY_CONSUMED,
     &SYNC_MSI_WRITE,
