@@ -103,6 +103,8 @@ pub fn parse_args(words: &[String]) -> Result<Entry, Error> {
 /// a comma. Blank lines are skipped and `#` starts a comment that runs to the end of the line.
 pub fn parse_text(name: &str, text: &str) -> Result<Vec<Entry>, Error> {
     let mut out = Vec::new();
+    // Editors on some hosts save a byte order mark; it is not part of the first word.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let code = line.split('#').next().unwrap_or("");
@@ -205,6 +207,8 @@ mod tests {
         assert_eq!(e[0].raw, RawCommand::new(0x12, 0x1000));
         assert_eq!(e[0].origin, Origin::Line(3));
         assert_eq!(e[1].raw, RawCommand::new(0x46, 0));
+        let bom = parse_text("t", "\u{feff}0x46 0\r\n").unwrap();
+        assert_eq!(bom[0].raw, RawCommand::new(0x46, 0));
         let err = parse_text("t", "1 2\n1 2 3\n").unwrap_err().to_string();
         assert_eq!(
             err,

@@ -348,7 +348,7 @@ pub fn render_text(r: &CommandReport) -> String {
         } => {
             let _ = writeln!(
                 s,
-                "  verdict   ILLEGAL: {rule} ({section}): {summary} (CERROR_ILL)"
+                "  verdict   ILLEGAL (CERROR_ILL): {rule} ({section}): {summary}"
             );
         }
         VerdictReport::Res0Set => {
@@ -411,4 +411,86 @@ pub fn write_reports(
         }
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smmu_model::profile::Queue;
+
+    /// The classifier may not produce these yet; the rendering of each verdict kind, RES0 fields
+    /// and flags is pinned here on a hand-made report so it does not wait for it.
+    fn hand_made() -> CommandReport {
+        let t = Target::named("qemu-10.0", Queue::NonSecure).unwrap();
+        let e = Entry {
+            raw: RawCommand::new(0x0200_0012, 0x1000),
+            origin: Origin::Line(7),
+        };
+        let mut r = analyze(&t, 3, &e);
+        r.verdict = VerdictReport::Res0Set;
+        r.res0_set = "0x2000000".into();
+        r.res0_fields = vec![Res0Report {
+            name: "SCALE[25]".into(),
+            bits: "[25]".into(),
+            value: "0x1".into(),
+            reason: "IDR5.DS == 0",
+            section: "§4.4.1.1",
+        }];
+        r.flags = vec![
+            FlagReport {
+                name: "SCALE_CLAMPED".into(),
+                section: "§4.4.1.1",
+                meaning: FLAGS[4].3,
+            },
+            FlagReport {
+                name: "OUT_OF_RANGE".into(),
+                section: "§4.1.7",
+                meaning: FLAGS[0].3,
+            },
+        ];
+        r.sections = vec!["§4.4.2.4", "§4.1.5", "§4.4.1.1", "§4.1.7"];
+        r
+    }
+
+    #[test]
+    fn res0_and_flags_render() {
+        insta::assert_snapshot!(render_text(&hand_made()));
+    }
+
+    #[test]
+    fn illegal_renders_rule_section_and_summary() {
+        let mut r = hand_made();
+        let rule = &smmu_model::rules::legality::RESERVED_OPCODE;
+        r.verdict = VerdictReport::Illegal {
+            rule: rule.id,
+            section: rule.section,
+            summary: rule.summary,
+        };
+        let text = render_text(&r);
+        assert!(
+            text.contains(
+                "verdict   ILLEGAL (CERROR_ILL): ILL-RESERVED-OPCODE (§4.1.1): A Reserved opcode must \
+                 raise CERROR_ILL"
+            ),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+        assert_eq!(v["verdict"]["kind"], "illegal");
+        assert_eq!(v["verdict"]["rule"], "ILL-RESERVED-OPCODE");
+    }
+
+    #[test]
+    fn word_ranges() {
+        assert_eq!(word_range(7, 0), "DW0[7:0]");
+        assert_eq!(word_range(64, 64), "DW1[0]");
+        assert_eq!(word_range(127, 76), "DW1[63:12]");
+        assert_eq!(word_range(67, 60), "DW1[3:0]+DW0[63:60]");
+    }
+
+    #[test]
+    fn unknown_flag_bits_are_shown() {
+        // Every known flag has a distinct bit; anything else would be reported as UNKNOWN.
+        let known: u16 = FLAGS.iter().map(|f| f.0).fold(0, |a, b| a | b);
+        assert_eq!(known.count_ones() as usize, FLAGS.len());
+    }
 }
