@@ -1,1 +1,155 @@
+//! Fuzz target bodies. They live in a library, not in the cargo-fuzz binaries, so that stable
+//! `cargo test` replays the committed corpus and seeded random inputs through exactly the code
+//! libFuzzer runs (fuzz/tests/replay.rs), and nightly is needed only to search for new inputs.
 
+use smmu_conform::input::{Entry, Origin};
+use smmu_conform::report::decode::{analyze, render_json, render_text};
+use smmu_conform::target::Target;
+use smmu_model::classify::{classify, res0_fields, Verdict};
+use smmu_model::command::{layout, Command, RawCommand};
+use smmu_model::profile::{IdRegs, Profile, Queue, NAMED_PROFILES};
+
+pub mod seeds;
+
+/// Bytes taken from the front of the input when byte 0 asks for raw ID registers: nine u32s.
+const REGS_LEN: usize = 9 * 4;
+
+/// How `decode_target` reads its input:
+/// - byte 0: the profile. Bit 7 clear: `NAMED_PROFILES[b % len]`. Bit 7 set and enough bytes:
+///   the next 36 bytes are raw ID registers (IDR0, IDR1, IDR3, IDR5, AIDR, S_IDR1, S_IDR3,
+///   R_IDR0, R_IDR3; little-endian u32s), so the classifier meets register values no named
+///   profile has.
+/// - byte 1: the queue, `b % 3` (Non-secure, Secure, Realm).
+/// - then 16-byte little-endian commands; a short tail is ignored.
+///
+/// Returns the target and the command bytes, or `None` when there is not even a header.
+pub fn split_input(data: &[u8]) -> Option<(Target, &[u8])> {
+    let (&sel, rest) = data.split_first()?;
+    let (&q, rest) = rest.split_first()?;
+    let queue = match q % 3 {
+        0 => Queue::NonSecure,
+        1 => Queue::Secure,
+        _ => Queue::Realm,
+    };
+    if sel & 0x80 != 0 && rest.len() >= REGS_LEN {
+        let w = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&rest[i * 4..i * 4 + 4]);
+            u32::from_le_bytes(b)
+        };
+        let regs = IdRegs {
+            idr0: w(0),
+            idr1: w(1),
+            idr3: w(2),
+            idr5: w(3),
+            aidr: w(4),
+            s_idr1: w(5),
+            s_idr3: w(6),
+            r_idr0: w(7),
+            r_idr3: w(8),
+        };
+        let t = Target::new("fuzz-regs", Profile::from_regs(regs), queue);
+        return Some((t, &rest[REGS_LEN..]));
+    }
+    let named = &NAMED_PROFILES[sel as usize % NAMED_PROFILES.len()];
+    let t = Target::new(named.name, Profile::from_regs(named.regs), queue);
+    Some((t, rest))
+}
+
+/// The invariants of decoding and classifying one command. Panics (which is what a fuzz target
+/// reports) when one breaks.
+pub fn check_command(target: &Target, raw: RawCommand) {
+    // The raw form is lossless.
+    assert_eq!(RawCommand::from_bytes(&raw.to_bytes()), raw);
+    assert_eq!(RawCommand::from_u128(raw.as_u128()), raw);
+
+    // The typed form keeps exactly the bits its layout names: for an architected opcode,
+    // re-encoding clears every bit outside the layout's defined mask (RES0 bits, §4.1.5) and keeps
+    // every bit inside it; Reserved and IMPLEMENTATION DEFINED commands keep their payload whole.
+    let op = raw.opcode();
+    let cmd = Command::decode(raw);
+    assert_eq!(cmd.opcode(), op, "decode changed the opcode of {raw}");
+    let back = cmd.encode();
+    if op.is_architected() {
+        assert_eq!(
+            back.as_u128(),
+            raw.as_u128() & layout::defined_mask(op),
+            "encode(decode({raw})) is not the raw command with undefined bits cleared"
+        );
+        // Decoding is a function of the defined bits only.
+        assert_eq!(Command::decode(back), cmd, "decode of re-encoded {raw}");
+    } else {
+        assert_eq!(back, raw, "Reserved/IMPDEF {raw} did not re-encode whole");
+    }
+
+    // Classification is total and deterministic.
+    let (p, q) = (&target.profile, target.queue);
+    let c = classify(p, q, raw);
+    assert_eq!(
+        classify(p, q, raw),
+        c,
+        "classify is not deterministic on {raw}"
+    );
+
+    // RES0 reporting agrees with itself (classify.rs documents each of these).
+    assert_eq!(
+        c.res0_set & !raw.as_u128(),
+        0,
+        "res0_set names bits that are clear in {raw}"
+    );
+    match c.verdict {
+        Verdict::Legal => assert_eq!(c.res0_set, 0, "Legal with RES0 bits set: {raw}"),
+        Verdict::ReservedFieldSet => {
+            assert_ne!(c.res0_set, 0, "ReservedFieldSet with no RES0 bit: {raw}")
+        }
+        Verdict::Illegal(_) => {}
+    }
+    let named = res0_fields(p, q, raw);
+    assert_eq!(
+        named.is_empty(),
+        c.res0_set == 0,
+        "res0_fields ({} fields) disagrees with res0_set 0x{:x} on {raw}",
+        named.len(),
+        c.res0_set
+    );
+    for f in &named {
+        assert!(f.lo <= f.hi && f.hi < 128, "bad range in {f:?} for {raw}");
+        let width = u32::from(f.hi - f.lo) + 1;
+        let mask = if width == 128 {
+            u128::MAX
+        } else {
+            ((1u128 << width) - 1) << f.lo
+        };
+        assert_ne!(mask & c.res0_set, 0, "{f:?} has no set RES0 bit in {raw}");
+    }
+    assert_eq!(
+        res0_fields(p, q, raw),
+        named,
+        "res0_fields not deterministic"
+    );
+}
+
+/// The libFuzzer target `decode`: every command in the input goes through the codec, the model and
+/// both report renderers.
+pub fn decode_target(data: &[u8]) {
+    let Some((target, cmds)) = split_input(data) else {
+        return;
+    };
+    for (i, chunk) in cmds.chunks_exact(16).enumerate() {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(chunk);
+        let raw = RawCommand::from_bytes(&b);
+        check_command(&target, raw);
+        // The reports must not panic either, whatever the model says.
+        let r = analyze(
+            &target,
+            i,
+            &Entry {
+                raw,
+                origin: Origin::Offset(i * 16),
+            },
+        );
+        assert!(!render_text(&r).is_empty());
+        assert!(render_json(&r).starts_with('{'));
+    }
+}

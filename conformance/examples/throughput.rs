@@ -1,0 +1,96 @@
+//! Decode + classify throughput on one core, over 1M varied commands.
+//!
+//!     cargo run --release -p smmu-conform --example throughput
+//!
+//! Prints commands/second for decode alone and for decode + classify (the hot path of checking a
+//! captured queue), best of several rounds so that a noisy neighbour does not set the number.
+//! docs/performance.md records the result.
+
+use smmu_model::classify::classify;
+use smmu_model::command::opcode::ARCHITECTED;
+use smmu_model::command::{Command, RawCommand};
+use smmu_model::profile::{Profile, Queue};
+use std::hint::black_box;
+use std::time::Instant;
+
+const COMMANDS: usize = 1_000_000;
+const ROUNDS: usize = 7;
+
+/// xorshift64*: deterministic, so every run measures the same buffer.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Mostly architected opcodes with random fields (as a driver's queue is), with some Reserved and
+/// IMPLEMENTATION DEFINED ones mixed in.
+fn buffer() -> Vec<RawCommand> {
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    (0..COMMANDS)
+        .map(|_| {
+            let (w0, w1) = (rng.next(), rng.next());
+            let op = if rng.next() & 15 == 0 {
+                w0 as u8
+            } else {
+                ARCHITECTED[(rng.next() % ARCHITECTED.len() as u64) as usize].0
+            };
+            RawCommand::new((w0 & !0xff) | op as u64, w1)
+        })
+        .collect()
+}
+
+fn best_rate(mut f: impl FnMut() -> u64) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        black_box(f());
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    COMMANDS as f64 / best
+}
+
+fn main() {
+    let cmds = buffer();
+    let profiles = [
+        (
+            "qemu-10.0",
+            Profile::named("qemu-10.0").expect("named profile"),
+        ),
+        (
+            "smmuv3.4-full",
+            Profile::named("smmuv3.4-full").expect("named profile"),
+        ),
+    ];
+    let decode = best_rate(|| {
+        let mut acc = 0u64;
+        for c in &cmds {
+            acc = acc.wrapping_add(black_box(Command::decode(*c)).encode().0[0]);
+        }
+        acc
+    });
+    println!(
+        "{COMMANDS} commands, best of {ROUNDS} rounds, one core\n  decode + encode                {:>6.1} M commands/s",
+        decode / 1e6
+    );
+    for (name, p) in &profiles {
+        let rate = best_rate(|| {
+            let mut acc = 0u64;
+            for c in &cmds {
+                let d = black_box(Command::decode(*c));
+                let k = classify(p, Queue::NonSecure, *c);
+                acc = acc.wrapping_add(k.flags.0 as u64 ^ (k.res0_set as u64));
+                black_box(d);
+            }
+            acc
+        });
+        println!(
+            "  decode + classify {name:13} {:>6.1} M commands/s",
+            rate / 1e6
+        );
+    }
+}
