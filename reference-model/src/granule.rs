@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Translation granule. Levels are numbered 0..=3; level -1 (52-bit, DS == 1) is not modelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Granule {
     K4,
     K16,
