@@ -4,12 +4,19 @@
 //!
 //! - [`input`] reads commands (command-line words, hex text, binary queue dumps),
 //! - [`target`] picks the feature profile and queue they are judged against,
-//! - [`report`] renders what the golden model (`smmu_model`) says about them.
+//! - [`report`] renders what the golden model (`smmu_model`) says about them,
+//! - [`backend`] is the adapter trait every implementation under test is reached through,
+//! - [`trace`] is the step list every case and fuzz input reduces to, on the [`layout`] memory map,
+//! - [`harness`] runs a trace on a device beside the model and collects findings.
 
+pub mod backend;
 pub mod error;
+pub mod harness;
 pub mod input;
+pub mod layout;
 pub mod report;
 pub mod target;
+pub mod trace;
 
 pub use error::Error;
 

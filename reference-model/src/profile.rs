@@ -1,10 +1,10 @@
 //! The feature profile: what an SMMU implements, read from its raw ID registers (§6.3), plus the
 //! command queue a command arrives on. Command legality and RES0-ness depend on it (§4.1, §4.4).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The Command queue a command was submitted to: each Security state has its own (§3.5, §4.1.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Queue {
     #[default]
@@ -28,7 +28,7 @@ impl std::str::FromStr for Queue {
 }
 
 /// Raw ID register values: the profile is always derived from these, never hand-set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct IdRegs {
     pub idr0: u32,

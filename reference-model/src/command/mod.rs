@@ -14,11 +14,11 @@ pub mod opcode;
 
 pub use layout::Field;
 pub use opcode::Opcode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A command as the two little-endian 64-bit words of its queue entry: DW0 = bits [63:0], DW1 =
 /// bits [127:64] (§4.1.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct RawCommand(pub [u64; 2]);
 

@@ -1,0 +1,254 @@
+//! The harness: runs a trace on a device and on the model side by side, and turns every
+//! observation the architecture forbids into a [`Finding`] that names the rule it breaks.
+//!
+//! Data flow: a case or a fuzz input becomes a [`Trace`]; each step goes to the device under
+//! test and to the [`Model`]; queue observations are judged by the model's queue oracle
+//! (`smmu_model::queue::oracle`), probes by the model's translation oracle
+//! (`smmu_model::oracle`). The device is only ever asked to do what the trace says.
+
+use crate::backend::{Device, HarnessError};
+use crate::layout::{CMDQ_BASE, CMDQ_LOG2SIZE};
+use crate::trace::{Step, Trace};
+use serde::Serialize;
+use smmu_model::classify::Classifier as CommandClassifier;
+use smmu_model::command::{Opcode, RawCommand};
+use smmu_model::oracle::{Accepted, Model, Observation, Probe};
+use smmu_model::profile::{Profile, Queue};
+use smmu_model::queue::oracle::{check, Observation as QueueObs, OracleCtx, Trigger};
+use smmu_model::queue::{MsiWrite, QueueMemory, QueueState, Res0Policy};
+use smmu_model::rules::Rule;
+use smmu_model::structures::StreamTableConfig;
+
+/// Something the device did that the architecture forbids.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Index of the trace step at which it was observed.
+    pub step: usize,
+    pub rule: &'static Rule,
+    pub message: String,
+}
+
+/// Counters a report shows: how often the device kept what it could have dropped, and the
+/// reverse (over-invalidation or eviction, always legal).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RunStats {
+    pub steps: usize,
+    pub probes: usize,
+    pub probes_fresh: usize,
+    /// Probes that observed a stale translation the architecture still allowed.
+    pub probes_stale: usize,
+    /// Probes where a stale result was allowed but the device showed the fresh one
+    /// (over-invalidation or eviction: legal, counted).
+    pub fresh_where_stale_allowed: usize,
+    pub not_observed: usize,
+    pub undecided: usize,
+    pub commands: usize,
+    pub syncs_completed: usize,
+}
+
+/// The outcome of one trace on one device.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub findings: Vec<Finding>,
+    pub stats: RunStats,
+    /// The profile derived from the device's ID registers.
+    pub profile: Profile,
+    /// Steps executed (a queue violation stops the trace: later judgments would be guesses).
+    pub executed: usize,
+}
+
+/// Options for a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Pin the device's RES0 policy (§4.1.5) when it is known; `None` accepts either per command.
+    pub res0_policy: Option<Res0Policy>,
+}
+
+/// Run `trace` on `device`, judged by a model built from the device's own ID registers.
+pub fn run(
+    device: &mut dyn Device,
+    trace: &Trace,
+    opts: RunOptions,
+) -> Result<RunResult, HarnessError> {
+    device.reset()?;
+    let profile = Profile::from_regs(device.id_regs()?);
+    let caps = device.capabilities();
+    let mut model = Model::new(profile);
+    let classifier = CommandClassifier::new(&profile, Queue::NonSecure);
+    let classify = |raw: RawCommand| classifier.classify(raw);
+    let ctx = OracleCtx {
+        classifier: &classify,
+        res0_policy: opts.res0_policy,
+    };
+    let mut q = QueueState::configured(&profile, CMDQ_BASE, CMDQ_LOG2SIZE);
+    q.write_cr0_cmdqen(true);
+    let mut qmem = QueueMemory::new();
+    let mut findings = Vec::new();
+    let mut stats = RunStats::default();
+    let mut executed = 0;
+
+    for (i, step) in trace.steps.iter().enumerate() {
+        executed = i + 1;
+        stats.steps += 1;
+        match step {
+            Step::Write { pa, value } => {
+                device.write(*pa, *value)?;
+                model.write_u64(*pa, *value);
+            }
+            Step::StreamTable { base, cfg } => {
+                device.stream_table(*base, *cfg)?;
+                model.set_stream_table(StreamTableConfig::from_regs(*base, *cfg));
+            }
+            Step::Enable { on } => {
+                device.enable(*on)?;
+                model.set_smmuen(*on);
+            }
+            Step::Submit { commands } => {
+                stats.commands += commands.len();
+                let before = q.clone();
+                let prod = qmem.submit(&q, commands);
+                q.write_prod(prod);
+                let obs = device.submit(commands)?;
+                let judged = judge_queue(&before, Trigger::Prod(prod), &qmem, &ctx, &obs);
+                match apply_queue(judged, &before, &qmem, &mut model, &mut stats) {
+                    Ok(after) => q = after,
+                    Err((rule, message)) => {
+                        findings.push(Finding {
+                            step: i,
+                            rule,
+                            message,
+                        });
+                        break;
+                    }
+                }
+            }
+            Step::Acknowledge { replace, drop } => {
+                let mut before = q.clone();
+                if let Some(c) = replace {
+                    qmem.write_entry(&before, before.cons_rd(), *c);
+                }
+                if *drop {
+                    before.write_prod(before.cons_rd());
+                }
+                // Acknowledge: make GERRORN.CMDQ_ERR equal GERROR.CMDQ_ERR (§7.1, §6.3.20).
+                let gerrorn = (before.read_gerrorn() & !1) | (before.read_gerror() & 1);
+                let obs = device.acknowledge(*replace, *drop)?;
+                let judged = judge_queue(&before, Trigger::Gerrorn(gerrorn), &qmem, &ctx, &obs);
+                match apply_queue(judged, &before, &qmem, &mut model, &mut stats) {
+                    Ok(after) => q = after,
+                    Err((rule, message)) => {
+                        findings.push(Finding {
+                            step: i,
+                            rule,
+                            message,
+                        });
+                        break;
+                    }
+                }
+            }
+            Step::Probe {
+                sid,
+                ssid,
+                addr,
+                write,
+            } => {
+                stats.probes += 1;
+                let probe = Probe {
+                    sid: *sid,
+                    ssid: *ssid,
+                    addr: *addr,
+                    write: *write,
+                };
+                let obs = if (*write && !caps.write_probes) || !caps.translation {
+                    Observation::CannotObserve
+                } else {
+                    let o = device.probe(&probe)?;
+                    match o {
+                        Observation::Fault { .. } if !caps.fault_events => {
+                            Observation::Fault { event: None }
+                        }
+                        o => o,
+                    }
+                };
+                match model.check(&probe, &obs) {
+                    Ok(Accepted::Fresh) => {
+                        stats.probes_fresh += 1;
+                        let a = model.allowed(&probe);
+                        if a.outcomes.len() > 1 {
+                            stats.fresh_where_stale_allowed += 1;
+                        }
+                    }
+                    Ok(Accepted::Stale) => stats.probes_stale += 1,
+                    Ok(Accepted::NotObserved) => stats.not_observed += 1,
+                    Ok(Accepted::Undecided) => stats.undecided += 1,
+                    Err(v) => findings.push(Finding {
+                        step: i,
+                        rule: v.rule,
+                        message: v.message,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(RunResult {
+        findings,
+        stats,
+        profile,
+        executed,
+    })
+}
+
+fn judge_queue(
+    before: &QueueState,
+    trigger: Trigger,
+    qmem: &QueueMemory,
+    ctx: &OracleCtx<'_>,
+    obs: &crate::backend::QueueObservation,
+) -> Result<smmu_model::queue::oracle::Accepted, smmu_model::queue::oracle::QueueViolation> {
+    let qobs = QueueObs {
+        cons: obs.cons,
+        gerror: obs.gerror,
+        msi_writes: obs
+            .msi_writes
+            .iter()
+            .map(|&(addr, data)| MsiWrite {
+                addr,
+                data,
+                attr: 0,
+                msh: 0,
+            })
+            .collect(),
+        wired_irqs: obs.wired_irqs,
+        sev_events: 0,
+        executed: Vec::new(),
+        settled: true,
+    };
+    check(before, trigger, qmem, ctx, &qobs)
+}
+
+/// Feed what the queue oracle says was consumed to the model, in order: invalidations take
+/// effect at consumption (pending) and complete at the next completed SYNC (§4.7.3).
+fn apply_queue(
+    judged: Result<smmu_model::queue::oracle::Accepted, smmu_model::queue::oracle::QueueViolation>,
+    before: &QueueState,
+    qmem: &QueueMemory,
+    model: &mut Model,
+    stats: &mut RunStats,
+) -> Result<QueueState, (&'static Rule, String)> {
+    let acc = judged.map_err(|v| (v.rule, v.message))?;
+    for rd in &acc.consumed {
+        let Some(raw) = qmem.entries.get(&before.entry_pa(*rd)).copied() else {
+            continue;
+        };
+        if raw.opcode() == Opcode::Sync {
+            if acc.completed_syncs.contains(rd) {
+                model.complete_sync();
+                stats.syncs_completed += 1;
+            }
+        } else {
+            // The queue oracle already rejected consumption of a command that must be ILLEGAL.
+            let _ = model.consume(raw);
+        }
+    }
+    Ok(acc.after)
+}
