@@ -10,6 +10,7 @@
 //! - [`harness`] runs a trace on a device beside the model and collects findings.
 
 pub mod backend;
+pub mod build;
 pub mod error;
 pub mod harness;
 pub mod input;
