@@ -572,6 +572,27 @@ fn case_26_nh_va_non_canonical_or_top_byte_optional() {
     r.cmd(nh_va(0, 1, va, true, NO_RANGE));
     r.sync();
     r.forbidden_by(SID, va, 0x8000_0000, "SCOPE-NH-VA");
+
+    // With CD.TBI0 = 1 an access with a tagged VA uses the entry cached for its canonical VA
+    // (§3.4.1): the stale entry is allowed through the tagged VA too, a TLBI with the tagged VA
+    // need not remove it (TBI in TLBI is optional, §4.4.2), the canonical one must.
+    let mut r = Rig::named("qemu-10.0");
+    let cd = cd4k(1).with_tbi(true, false);
+    let (_, _, mut t) = r.s1_stream(SID, cd, |s| s);
+    r.map(&mut t, va, 0x8000_0000, 3, LeafSpec::S1);
+    r.enable();
+    let tagged = va | 0x5A00_0000_0000_0000;
+    r.fresh(SID, tagged, 0x8000_0000);
+    r.map(&mut t, va, 0x9000_0000, 3, LeafSpec::S1);
+    r.fresh(SID, tagged, 0x9000_0000);
+    r.stale(SID, tagged, 0x8000_0000);
+    r.cmd(nh_va(0, 1, tagged, true, NO_RANGE));
+    r.sync();
+    r.stale(SID, tagged, 0x8000_0000);
+    r.cmd(nh_va(0, 1, va, true, NO_RANGE));
+    r.sync();
+    r.forbidden_by(SID, tagged, 0x8000_0000, "SCOPE-NH-VA");
+    r.fresh(SID, tagged, 0x9000_0000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,8 +680,8 @@ fn case_29_aset0_global_entry_never_hits_aset1_lookup() {
     replace_cd(&mut r, cd_pa, &cd);
     r.forbidden(SID, X, 0x8000_0000);
     r.fresh(SID, X, 0x9000_0000);
-    // The non-global ASID-1 entry is matched by ASID only (ASET is not part of the lookup for
-    // non-global entries), and NH_ASID removes it whatever its ASET.
+    // The non-global ASID-1 entry: §3.17.1 restricts ASET matching to global entries, so the
+    // model (conservatively) still lets it match; NH_ASID removes it whatever its ASET.
     r.stale(SID, Y, 0x8100_0000);
     r.cmd(Command::TlbiNhAsid { vmid: 0, asid: 1 });
     r.sync();

@@ -484,11 +484,18 @@ impl Model {
             // Was it a translation an invalidation removed?
             for r in self.graveyard.iter().rev() {
                 let t = &r.entry.tag;
-                if probe.addr < t.base || probe.addr - t.base >= t.size {
+                // Entries are tagged with canonical addresses; a tagged (TBI) VA reaches them
+                // with its top byte ignored (§3.4.1).
+                let addr = if t.base >> 55 & 1 == 1 {
+                    probe.addr | 0xFF00_0000_0000_0000
+                } else {
+                    probe.addr & 0x00FF_FFFF_FFFF_FFFF
+                };
+                if addr < t.base || addr - t.base >= t.size {
                     continue;
                 }
                 if let TlbContent::Leaf { oa, .. } = r.entry.content {
-                    if oa.wrapping_add(probe.addr - t.base) == pa {
+                    if oa.wrapping_add(addr - t.base) == pa {
                         let rule = r.rule.unwrap_or(&rules::oracle::STALE_TLB_AFTER_SYNC);
                         let tagdesc = if t.global {
                             "global".to_string()
