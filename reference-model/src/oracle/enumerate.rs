@@ -360,6 +360,14 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                 return out;
             }
         };
+        // Cached entries are tagged with the canonical VA (the region's sign extension from
+        // bit 55, as the traversal records them). With TBI the top byte of the access is
+        // ignored (§3.4.1, CD.TBI0/TBI1), so it must not defeat the lookup: walk::stage1 has
+        // checked VA[55:input_bits], so canonicalising [63:56] is an identity without TBI.
+        let va = match p.region {
+            Some(crate::structures::cd::TtbRegion::Ttb1) => va | 0xFF00_0000_0000_0000,
+            _ => va & 0x00FF_FFFF_FFFF_FFFF,
+        };
         let asid = Some(ctx.asid);
         // Stale leaves, S1-only and combined, at every level (matched by tag, §3.17.1).
         for level in p.start_level..=3 {

@@ -89,6 +89,17 @@ pub enum Accepted {
     Undecided,
 }
 
+/// An invalidation consumed and not yet completed by a SYNC, with every value of the register
+/// state its scope depends on (CR0.VMW, CR2.E2H) seen since it was consumed: when that state
+/// changes in flight it is UNPREDICTABLE whether the old or the new value applies (§4.1.2), so
+/// only entries required under every value are required.
+#[derive(Clone, Debug)]
+struct Pending {
+    event: u64,
+    raw: RawCommand,
+    ctxs: Vec<ScopeCtx>,
+}
+
 /// A stale entry removed by a completed SYNC, kept (bounded) to explain violations.
 #[derive(Clone, Debug)]
 struct Removed {
@@ -112,8 +123,8 @@ pub struct Model {
     stale: StaleSet,
     reach: Option<Reach>,
     event: u64,
-    /// Invalidations consumed since the last completed SYNC: (event, command).
-    pending: Vec<(u64, RawCommand)>,
+    /// Invalidations consumed since the last completed SYNC.
+    pending: Vec<Pending>,
     graveyard: VecDeque<Removed>,
     /// Counters for reports.
     pub stats: Stats,
@@ -258,11 +269,62 @@ impl Model {
             m.e2h = e2h;
             m.sp = context::smmu_profile(&m.profile, e2h);
         });
+        // EL2_VA/EL2_VAA in flight may use either value (§4.1.2, §4.4.2.8/9).
+        self.register_changed();
     }
 
-    /// CR0.VMW (§3.17.6).
+    /// CR0.VMW (§3.17.6). A change while VMID-matching invalidations are in flight leaves it
+    /// UNPREDICTABLE which value they use (§4.1.2, §6.3.9.1).
     pub fn set_vmw(&mut self, vmw: u8) {
+        if self.vmw == vmw {
+            return;
+        }
         self.vmw = vmw;
+        self.register_changed();
+    }
+
+    /// Register state invalidation scopes depend on changed: every pending invalidation may now
+    /// use the old or the new value (§4.1.2), so an entry stays covered only if it is required
+    /// under each value seen since the command was consumed.
+    fn register_changed(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let cur = self.scope_ctx(Queue::NonSecure);
+        for p in &mut self.pending {
+            let ctx = ScopeCtx {
+                queue: p.ctxs[0].queue,
+                ..cur
+            };
+            if !p.ctxs.contains(&ctx) {
+                p.ctxs.push(ctx);
+            }
+        }
+        let scopes: Vec<(u64, Vec<crate::scope::Scope>)> = self
+            .pending
+            .iter()
+            .map(|p| {
+                (
+                    p.event,
+                    p.ctxs.iter().map(|c| required_scope(c, p.raw)).collect(),
+                )
+            })
+            .collect();
+        // A command covers only entries already stale when it was consumed (origin < event).
+        self.stale.rekill(
+            |tag, origin| {
+                scopes
+                    .iter()
+                    .find(|(ev, ss)| origin < *ev && ss.iter().all(|s| s.requires_tlb(tag)))
+                    .map(|(ev, _)| *ev)
+            },
+            |tag, origin| {
+                scopes
+                    .iter()
+                    .find(|(ev, ss)| origin < *ev && ss.iter().all(|s| s.requires_cfg(tag)))
+                    .map(|(ev, _)| *ev)
+            },
+        );
     }
 
     fn scope_ctx(&self, queue: Queue) -> ScopeCtx {
@@ -297,7 +359,12 @@ impl Model {
             return Ok(0);
         }
         let n = self.stale.apply(&scope, self.event);
-        self.pending.push((self.event, raw));
+        let ctx = self.scope_ctx(queue);
+        self.pending.push(Pending {
+            event: self.event,
+            raw,
+            ctxs: vec![ctx],
+        });
         Ok(n)
     }
 
@@ -307,12 +374,13 @@ impl Model {
         self.event += 1;
         // Keep what was removed (bounded) to explain later violations.
         let pending = std::mem::take(&mut self.pending);
-        let ctx = self.scope_ctx(Queue::NonSecure);
         for (e, o, k) in self.stale.tlb_entries() {
             let _ = o;
             if let Some(ev) = k {
-                if let Some((_, raw)) = pending.iter().find(|(pe, _)| *pe == ev) {
-                    let rule = required_scope(&ctx, *raw).rule_for_tlb(&e.tag);
+                if let Some(p) = pending.iter().find(|p| p.event == ev) {
+                    // The rule under the register state the command was consumed with.
+                    let raw = &p.raw;
+                    let rule = required_scope(&p.ctxs[0], *raw).rule_for_tlb(&e.tag);
                     if self.graveyard.len() >= GRAVEYARD {
                         self.graveyard.pop_front();
                     }
@@ -416,11 +484,18 @@ impl Model {
             // Was it a translation an invalidation removed?
             for r in self.graveyard.iter().rev() {
                 let t = &r.entry.tag;
-                if probe.addr < t.base || probe.addr - t.base >= t.size {
+                // Entries are tagged with canonical addresses; a tagged (TBI) VA reaches them
+                // with its top byte ignored (§3.4.1).
+                let addr = if t.base >> 55 & 1 == 1 {
+                    probe.addr | 0xFF00_0000_0000_0000
+                } else {
+                    probe.addr & 0x00FF_FFFF_FFFF_FFFF
+                };
+                if addr < t.base || addr - t.base >= t.size {
                     continue;
                 }
                 if let TlbContent::Leaf { oa, .. } = r.entry.content {
-                    if oa.wrapping_add(probe.addr - t.base) == pa {
+                    if oa.wrapping_add(addr - t.base) == pa {
                         let rule = r.rule.unwrap_or(&rules::oracle::STALE_TLB_AFTER_SYNC);
                         let tagdesc = if t.global {
                             "global".to_string()

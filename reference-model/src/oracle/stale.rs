@@ -204,6 +204,22 @@ impl StaleSet {
         n
     }
 
+    /// Recompute which pending invalidation covers each entry (after the register state their
+    /// scopes depend on changed in flight, §4.1.2). `tlb`/`cfg` get the entry's tag and the event
+    /// that made it stale, and return the covering invalidation's event, if any.
+    pub fn rekill(
+        &mut self,
+        tlb: impl Fn(&crate::tlb::TlbTag, u64) -> Option<u64>,
+        cfg: impl Fn(&CfgTag, u64) -> Option<u64>,
+    ) {
+        for slot in self.tlb.iter_mut().flatten() {
+            slot.killed_by = tlb(&slot.entry.tag, slot.origin.event);
+        }
+        for slot in self.cfg.iter_mut().flatten() {
+            slot.killed_by = cfg(&slot.entry.tag, slot.origin.event);
+        }
+    }
+
     /// A CMD_SYNC completed: every entry covered by an invalidation consumed before it is gone.
     pub fn complete_sync(&mut self) {
         for i in 0..self.tlb.len() {
