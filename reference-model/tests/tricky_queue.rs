@@ -10,9 +10,9 @@ use common_b::{pa, Rig, NG};
 use smmu_model::command::{AddrInval, Command, RangeFields, RawCommand};
 use smmu_model::profile::{Profile, Queue};
 use smmu_model::queue::{
-    check, CmdAction, CmdError, MsiWrite, Observation, OracleCtx, ProcessResult,
-    ProfileClassifier, QueueMemory, QueueState, QueueViolation, Res0Policy, Trigger,
-    GERROR_CMDQ_ERR, GERROR_MSI_CMDQ_ABT_ERR,
+    check, CmdAction, CmdError, MsiWrite, Observation, OracleCtx, ProcessResult, ProfileClassifier,
+    QueueMemory, QueueState, QueueViolation, Res0Policy, Trigger, GERROR_CMDQ_ERR,
+    GERROR_MSI_CMDQ_ABT_ERR,
 };
 use smmu_model::rules::{queue as r, Rule};
 use smmu_model::structures::Ste;
@@ -475,7 +475,11 @@ fn case_56_err_only_meaningful_with_active_error() {
         &r::ATC_INV_SYNC_AT_SYNC,
     );
     // ERR written, GERROR not yet toggled: fine while unsettled, not once settled.
-    q.accepted(&before, t, &Observation::unsettled(cons(1, CmdError::Ill), 0));
+    q.accepted(
+        &before,
+        t,
+        &Observation::unsettled(cons(1, CmdError::Ill), 0),
+    );
     q.rejected(
         &before,
         t,

@@ -73,7 +73,8 @@ impl Rig {
     /// A linear Stream table of 2^log2 STEs.
     pub fn linear_st(&mut self, log2: u8) -> u64 {
         let base = self.alloc(64 << log2);
-        self.m.set_stream_table(StreamTableConfig::linear(base, log2));
+        self.m
+            .set_stream_table(StreamTableConfig::linear(base, log2));
         base
     }
 
