@@ -53,7 +53,10 @@ fn main() {
     for i in 0..PAGES {
         let pte = L3 + (i / per_table) * 0x10000 + 8 * (i % per_table);
         let spec = LeafSpec::S1.ng(true);
-        m.write_u64(pte, leaf_descriptor(g, 3, 0x1_0000_0000 + i * 0x10000, &spec, Stage::S1));
+        m.write_u64(
+            pte,
+            leaf_descriptor(g, 3, 0x1_0000_0000 + i * 0x10000, &spec, Stage::S1),
+        );
     }
     println!("setup: {PAGES} page mappings written in {:?}", t0.elapsed());
     m.set_smmuen(true);
@@ -125,7 +128,10 @@ fn main() {
     m2.write_words(CD, &cd.encode());
     m2.write_words(ST + 8 * 64, &Ste::stage1(CD).encode());
     m2.write_u64(L2, table_descriptor(L3));
-    m2.write_u64(pte0, leaf_descriptor(g, 3, 0x1_0000_0000, &LeafSpec::S1, Stage::S1));
+    m2.write_u64(
+        pte0,
+        leaf_descriptor(g, 3, 0x1_0000_0000, &LeafSpec::S1, Stage::S1),
+    );
     m2.set_smmuen(true);
     let rss0 = rss_kib();
     let t0 = Instant::now();
@@ -134,7 +140,13 @@ fn main() {
         let page = i % 64;
         m2.write_u64(
             pte0 + 8 * page,
-            leaf_descriptor(g, 3, 0x1_0000_0000 + (i % 1024) * 0x10000, &LeafSpec::S1, Stage::S1),
+            leaf_descriptor(
+                g,
+                3,
+                0x1_0000_0000 + (i % 1024) * 0x10000,
+                &LeafSpec::S1,
+                Stage::S1,
+            ),
         );
         if i % 4 == 3 {
             let va = page * 0x10000;

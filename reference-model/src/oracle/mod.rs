@@ -198,7 +198,7 @@ impl Model {
     }
 
     /// Any change of what is cacheable: entries cacheable before and not after become stale.
-    fn changed<F: FnOnce(&mut Self)>(&mut self, pa: Option<u64>, f: F) {
+    fn changed<F: FnOnce(&mut Self)>(&mut self, pa: Option<u64>, value: Option<u64>, f: F) {
         self.event += 1;
         if !self.ever_enabled {
             // Nothing can have been cached yet (§3.21.1: no insertion while SMMUEN == 0).
@@ -214,23 +214,40 @@ impl Model {
             f(self);
             return;
         }
-        let before = self.current_reach().clone();
-        f(self);
-        let after = self.compute_reach();
         let origin = Origin {
             event: self.event,
             pa: pa.unwrap_or(0),
         };
+        // Fast path: a leaf (or invalid) descriptor replaced by a leaf (or invalid) descriptor
+        // changes only the entries of its own slots.
+        if let (Some(pa), Some(new)) = (pa, value) {
+            let old = self.mem.read_u64(pa);
+            let local = self.reach.as_mut().and_then(|r| r.leaf_write(pa, old, new));
+            if let Some(gone) = local {
+                f(self);
+                for e in gone {
+                    self.stale.add_tlb(e, origin);
+                    self.stats.stale_created += 1;
+                }
+                return;
+            }
+        }
+        let before = std::mem::take(&mut self.reach).unwrap_or_default();
+        f(self);
+        let after = self.compute_reach();
+        let mut new_roots = false;
         for e in before.tlb.difference(&after.tlb) {
+            new_roots |= e.tag.kind == crate::tlb::EntryKind::Table;
             self.stale.add_tlb(*e, origin);
             self.stats.stale_created += 1;
         }
         for e in before.cfg.difference(&after.cfg) {
+            new_roots = true;
             self.stale.add_cfg(e.clone(), origin);
             self.stats.stale_created += 1;
         }
-        // Newly stale roots may reach more: recompute lazily.
-        self.reach = None;
+        // Newly stale tables or structures are roots that may reach more: recompute lazily.
+        self.reach = if new_roots { None } else { Some(after) };
     }
 
     /// A 64-bit memory write (structures, tables, anything).
@@ -239,7 +256,7 @@ impl Model {
         if self.mem.read_u64(pa) == value {
             return;
         }
-        self.changed(Some(pa), |m| m.mem.write_u64(pa, value));
+        self.changed(Some(pa), Some(value), |m| m.mem.write_u64(pa, value));
     }
 
     pub fn write_words(&mut self, pa: u64, words: &[u64]) {
@@ -251,7 +268,7 @@ impl Model {
     /// STRTAB_BASE / STRTAB_BASE_CFG (§6.3.23-24). Structures cached through the old table may
     /// stay cached (§3.21.3 note).
     pub fn set_stream_table(&mut self, st: StreamTableConfig) {
-        self.changed(None, |m| m.st = st);
+        self.changed(None, None, |m| m.st = st);
     }
 
     /// CR0.SMMUEN (§6.3.9).
@@ -265,7 +282,7 @@ impl Model {
 
     /// CR2.E2H (§6.3.12): it may be cached in TLBs; a change makes EL2 entries stale.
     pub fn set_e2h(&mut self, e2h: bool) {
-        self.changed(None, |m| {
+        self.changed(None, None, |m| {
             m.e2h = e2h;
             m.sp = context::smmu_profile(&m.profile, e2h);
         });

@@ -22,7 +22,7 @@ use crate::walk::{
     decode_descriptor, s1_perms, s2_perms, table_size, walk_stage, Access, Descriptor, Leaf, Stage,
     WalkParams,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Bounds that keep one traversal cheap whatever memory holds (the fuzzer writes garbage).
 pub const MAX_STREAMS: u64 = 1 << 12;
@@ -40,6 +40,122 @@ pub struct Reach {
     /// True when a bound cut the traversal short (reported, never silent).
     pub truncated: bool,
     nodes: usize,
+    /// For each descriptor slot read by a walk of the tables: the contexts it serves, so that a
+    /// write that only changes a leaf can update the cacheable set locally ([`Reach::leaf_write`]).
+    pub slots: HashMap<u64, Vec<Slot>>,
+    /// PAs read as anything other than a table slot (STE, CD, L1 descriptors, stage-2 walks done
+    /// to fetch structures or build combined entries): a write there is never local.
+    pub structural: HashSet<u64>,
+    /// Contexts referenced by `slots`.
+    pub ctxs: Vec<Ctx>,
+    /// Some slot is used by a nested context or structure fetch: local updates are not attempted
+    /// for stage-2 slots of these VMIDs (combined entries depend on them).
+    pub nested_vmids: HashSet<u16>,
+}
+
+/// One use of a descriptor slot: the table level and input address it translates, in a context.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub ctx: u32,
+    pub stage: Stage,
+    pub params: WalkParams,
+    pub level: u8,
+    pub ia: u64,
+}
+
+/// The leaf entry a descriptor value gives in a slot, if any (only valid translations are
+/// cached, §3.21.1); `Err` when the value is a table descriptor (a structural change).
+pub fn leaf_entry(ctx: &Ctx, s: &Slot, pa: u64, raw: u64) -> Result<Option<TlbEntry>, ()> {
+    let g = s.params.granule;
+    match decode_descriptor(g, s.level, raw, s.stage) {
+        Descriptor::Invalid => Ok(None),
+        Descriptor::Table { .. } => Err(()),
+        Descriptor::Leaf {
+            output_address,
+            size,
+            attrs,
+            ..
+        } => {
+            if !attrs.af && !s.params.affd {
+                return Ok(None);
+            }
+            let leaf = Leaf {
+                stage: s.stage,
+                input_address: s.ia,
+                output_address,
+                input_base: s.ia,
+                output_base: output_address,
+                level: s.level,
+                size,
+                granule: g,
+                attrs,
+                table_attrs: Default::default(),
+                descriptor_pa: pa,
+                raw,
+                region: s.params.region,
+            };
+            let (perms, global) = match s.stage {
+                Stage::S1 => (s1_perms(&leaf, ctx.walk_world, ctx.wxn), !attrs.ng),
+                Stage::S2 => (s2_perms(&leaf), false),
+            };
+            Ok(Some(TlbEntry {
+                tag: tag(
+                    ctx,
+                    s.stage,
+                    EntryKind::Leaf,
+                    g,
+                    s.level,
+                    s.ia,
+                    size,
+                    global,
+                ),
+                content: TlbContent::Leaf {
+                    oa: output_address,
+                    attrs: attrs_of(perms),
+                },
+            }))
+        }
+    }
+}
+
+impl Reach {
+    /// A write of `new` over `old` at `pa` when both are leaves or invalid in every slot that
+    /// uses `pa` and no nested context depends on it: update the cacheable set in place and
+    /// return the entries that stopped being cacheable. `None` means a full recomputation is
+    /// needed (a table descriptor changed, or combined entries depend on the slot).
+    pub fn leaf_write(&mut self, pa: u64, old: u64, new: u64) -> Option<Vec<TlbEntry>> {
+        if self.structural.contains(&(pa & !7)) {
+            return None;
+        }
+        let slots = self.slots.get(&(pa & !7))?;
+        let mut gone = Vec::new();
+        let mut added = Vec::new();
+        for s in slots {
+            let ctx = self.ctxs.get(s.ctx as usize)?;
+            if ctx.nested() || (s.stage == Stage::S2 && self.nested_vmids.contains(&ctx.vmid)) {
+                return None;
+            }
+            let o = leaf_entry(ctx, s, pa, old).ok()?;
+            let n = leaf_entry(ctx, s, pa, new).ok()?;
+            if o != n {
+                if let Some(o) = o {
+                    gone.push(o);
+                }
+                if let Some(n) = n {
+                    added.push(n);
+                }
+            }
+        }
+        for e in &gone {
+            self.tlb.remove(e);
+        }
+        for e in added {
+            self.tlb.insert(e);
+        }
+        // An entry still produced by another slot is not stale.
+        gone.retain(|e| !self.tlb.contains(e));
+        Some(gone)
+    }
 }
 
 pub fn attrs_of(p: crate::walk::Perms) -> LeafAttrs {
@@ -66,14 +182,33 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
 
     fn read(&mut self, pa: u64) -> u64 {
         self.out.pas.insert(pa & !7);
+        self.out.structural.insert(pa & !7);
+        self.mem.read_u64(pa)
+    }
+
+    /// A read of one slot of a translation table (its role is recorded in `slots`).
+    fn read_slot(&mut self, pa: u64) -> u64 {
+        self.out.pas.insert(pa & !7);
         self.mem.read_u64(pa)
     }
 
     fn read8(&mut self, pa: u64) -> [u64; 8] {
         for i in 0..8 {
             self.out.pas.insert(pa.wrapping_add(i * 8) & !7);
+            self.out.structural.insert(pa.wrapping_add(i * 8) & !7);
         }
         read_struct(self.mem, pa).unwrap_or([0; 8])
+    }
+
+    /// Index of `ctx` in `out.ctxs` (contexts are few: one per STE/CD pair reached).
+    fn ctx_index(&mut self, ctx: &Ctx) -> u32 {
+        if let Some(last) = self.out.ctxs.last() {
+            if same_ctx(last, ctx) {
+                return (self.out.ctxs.len() - 1) as u32;
+            }
+        }
+        self.out.ctxs.push(*ctx);
+        (self.out.ctxs.len() - 1) as u32
     }
 
     fn budget(&mut self) -> bool {
@@ -257,6 +392,7 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         let leaf = walk_stage(self.mem, &p, ipa, &mut trace).ok()?;
         for s in &trace {
             self.out.pas.insert(s.descriptor_pa & !7);
+            self.out.structural.insert(s.descriptor_pa & !7);
         }
         Some(leaf.output_address)
     }
@@ -285,13 +421,24 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         };
         let n = table_size(p, level) / 8;
         let step = g.entry_size(level);
+        let ci = self.ctx_index(ctx);
+        if ctx.nested() {
+            self.out.nested_vmids.insert(ctx.vmid);
+        }
         for idx in 0..n {
             let pa = table_pa.wrapping_add(idx * 8);
-            let raw = self.read(pa);
+            let raw = self.read_slot(pa);
+            let ia = ia_base.wrapping_add(idx.wrapping_mul(step));
+            self.out.slots.entry(pa & !7).or_default().push(Slot {
+                ctx: ci,
+                stage,
+                params: *p,
+                level,
+                ia,
+            });
             if raw & 1 == 0 {
                 continue;
             }
-            let ia = ia_base.wrapping_add(idx.wrapping_mul(step));
             match decode_descriptor(g, level, raw, stage) {
                 Descriptor::Invalid => {}
                 Descriptor::Table { next_table, .. } => {
@@ -473,6 +620,18 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
             self.tree(&ctx, stage, &p, e.tag.level + 1, next, e.tag.base);
         }
     }
+}
+
+fn same_ctx(a: &Ctx, b: &Ctx) -> bool {
+    a.sid == b.sid
+        && a.world == b.world
+        && a.vmid == b.vmid
+        && a.asid == b.asid
+        && a.aset == b.aset
+        && a.wxn == b.wxn
+        && a.walk_world == b.walk_world
+        && a.cd.map(|c| c.raw) == b.cd.map(|c| c.raw)
+        && a.s2 == b.s2
 }
 
 /// The tag an entry built in this context gets (§3.17 table).
