@@ -51,6 +51,10 @@ pub enum Error {
         token: String,
         why: String,
     },
+    #[error("{0}")]
+    Suite(#[from] crate::suite::SuiteError),
+    #[error("no mutants are available in this build (the reference emulator backend is not wired in yet)")]
+    NoMutants,
     #[error("cannot write output: {0}")]
     Write(#[from] io::Error),
 }

@@ -70,6 +70,19 @@ pub fn run(
     trace: &Trace,
     opts: RunOptions,
 ) -> Result<RunResult, HarnessError> {
+    run_observed(device, trace, opts, &mut |_, _, _| {})
+}
+
+/// [`run`], calling `observer` with the step index, the model and the probe just before each
+/// probe is judged. The suite uses it to cross-check a case's hand-written expectations against
+/// the model's allowed set at exactly that point (the model state depends on what the device's
+/// queue consumed, so it can only be seen from inside the run).
+pub fn run_observed(
+    device: &mut dyn Device,
+    trace: &Trace,
+    opts: RunOptions,
+    observer: &mut dyn FnMut(usize, &Model, &Probe),
+) -> Result<RunResult, HarnessError> {
     device.reset()?;
     let profile = Profile::from_regs(device.id_regs()?);
     let caps = device.capabilities();
@@ -159,6 +172,7 @@ pub fn run(
                     addr: *addr,
                     write: *write,
                 };
+                observer(i, &model, &probe);
                 let obs = if (*write && !caps.write_probes) || !caps.translation {
                     Observation::CannotObserve
                 } else {

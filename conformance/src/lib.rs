@@ -7,21 +7,23 @@
 //! - [`report`] renders what the golden model (`smmu_model`) says about them,
 //! - [`backend`] is the adapter trait every implementation under test is reached through,
 //! - [`trace`] is the step list every case and fuzz input reduces to, on the [`layout`] memory map,
-//! - [`harness`] runs a trace on a device beside the model and collects findings.
+//! - [`harness`] runs a trace on a device beside the model and collects findings,
+//! - [`case`] is the text case format and its compiler to traces, [`suite`] runs cases and keeps
+//!   verdicts, expected divergences and harness errors apart, [`coverage`] maps rules and mutants
+//!   to cases, [`open`] names backends.
 
 pub mod backend;
 pub mod build;
+pub mod case;
+pub mod coverage;
 pub mod error;
 pub mod harness;
 pub mod input;
 pub mod layout;
+pub mod open;
 pub mod report;
+pub mod suite;
 pub mod target;
 pub mod trace;
 
 pub use error::Error;
-
-/// What `smmu-conform run` prints until the suite exists.
-pub const RUN_PLACEHOLDER: &str = "smmu-conform run: the conformance suite lands with the adapter \
-issue (a backend to drive); nothing to run yet. Meanwhile: `smmu-conform decode`, `profiles`, \
-`rules`.";

@@ -3,10 +3,13 @@
 //! 1 when output cannot be written. Everything printed is built by the library.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use smmu_conform::coverage;
 use smmu_conform::input::{parse_args, parse_input};
+use smmu_conform::open::{available_mutants, open_backend, DEFAULT_BACKEND};
 use smmu_conform::report::{self, decode::Format};
+use smmu_conform::suite::{self, Expectations, SuiteError};
 use smmu_conform::target::{RegOverrides, Target, DEFAULT_PROFILE};
-use smmu_conform::{Error, RUN_PLACEHOLDER};
+use smmu_conform::Error;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +30,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the conformance suite on the embedded default backend (the default subcommand)
-    Run,
+    /// Run conformance cases on a backend (the default subcommand: the whole suite on the
+    /// default backend)
+    #[command(after_help = "\
+Examples:
+  smmu-conform run                                           the whole suite, default backend
+  smmu-conform run --backend qemu --case corpus/conformance/tlbi.case#nh-va-page
+  smmu-conform run --format junit --output report.xml
+
+Exit status: 0 conformant (listed divergences aside), 1 violations found or a listed divergence
+no longer fails, 2 the harness could not do its job (bad case, unknown backend, backend error).")]
+    Run(RunArgs),
+    /// Print which cases exercise each rule (docs/coverage.md is `coverage --markdown`)
+    Coverage {
+        /// Exit 1 when some rule has no case
+        #[arg(long)]
+        require_all: bool,
+        /// Markdown, as committed in docs/coverage.md
+        #[arg(long)]
+        markdown: bool,
+        /// Case directory (default: corpus/conformance of this repository)
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
+    /// Run the suite on every mutant backend and print which cases kill which mutant; exit 0
+    /// only when every mutant is killed (docs/kill-matrix.md is `mutants --markdown`)
+    Mutants {
+        /// Only list the mutants
+        #[arg(long)]
+        list: bool,
+        /// Markdown, as committed in docs/kill-matrix.md
+        #[arg(long)]
+        markdown: bool,
+        /// Case directory (default: corpus/conformance of this repository)
+        #[arg(long, value_name = "DIR")]
+        cases: Option<PathBuf>,
+    },
     /// Decode and classify commands: fields, legality, RES0 bits, flags, spec sections
     #[command(after_help = "\
 Examples:
@@ -48,6 +85,40 @@ Examples:
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// The backend to run on
+    #[arg(long, value_name = "SPEC", default_value = DEFAULT_BACKEND)]
+    backend: String,
+    /// A case file, or one case of it as FILE#NAME (repeatable); default: every case
+    #[arg(long = "case", value_name = "FILE[#NAME]")]
+    case: Vec<String>,
+    /// Case directory (default: corpus/conformance of this repository)
+    #[arg(long, value_name = "DIR")]
+    cases: Option<PathBuf>,
+    /// Expectation file of known divergences (default: corpus/expectations/BACKEND.toml when
+    /// it exists)
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    format: RunFormat,
+    /// Write the report to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum RunFormat {
+    /// A table for people, then every failure with its trace and reproducer
+    #[default]
+    Text,
+    /// One JSON document
+    Json,
+    /// JUnit XML, one testcase per case
+    Junit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,11 +224,118 @@ fn decode(a: DecodeArgs, out: &mut dyn Write) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// `run`: cases are loaded and compiled before the backend is opened, so a bad case file is
+/// reported as such whatever the backend.
+fn run_suite(a: RunArgs) -> Result<u8, Error> {
+    let dir = a.cases.clone().unwrap_or_else(suite::default_cases_dir);
+    let cases = suite::load(&a.case, &dir)?;
+    let expectations = match &a.expect {
+        Some(p) => Expectations::load(p)?,
+        None => {
+            let p = suite::default_expectations(&a.backend);
+            if p.exists() {
+                Expectations::load(&p)?
+            } else {
+                Expectations::default()
+            }
+        }
+    };
+    // A progress bar only where someone watches it, and only when the run takes a while.
+    let bar = if io::stderr().is_terminal() && cases.len() >= 20 {
+        let b = indicatif::ProgressBar::new(cases.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                .expect("valid template"),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let spec = a.backend.clone();
+    let factory = move || open_backend(&spec);
+    let progress = |_: usize, r: &suite::CaseReport| {
+        if let Some(b) = &bar {
+            b.set_message(r.case.clone());
+            b.inc(1);
+        }
+    };
+    let report = suite::run_suite(&cases, &factory, &a.backend, &expectations, &progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    let text = match a.format {
+        RunFormat::Text => report::suite::text(&report),
+        RunFormat::Json => report::suite::json(&report) + "\n",
+        RunFormat::Junit => report::suite::junit(&report),
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, text)?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(report.exit_code())
+}
+
+fn load_cases(dir: Option<PathBuf>) -> Result<Vec<suite::Loaded>, SuiteError> {
+    suite::load(&[], &dir.unwrap_or_else(suite::default_cases_dir))
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    match cli.command.unwrap_or(Cmd::Run) {
-        Cmd::Run => writeln!(out, "{RUN_PLACEHOLDER}")?,
+    match cli.command.unwrap_or(Cmd::Run(RunArgs {
+        backend: DEFAULT_BACKEND.into(),
+        ..RunArgs::default()
+    })) {
+        Cmd::Run(a) => {
+            drop(out);
+            return run_suite(a);
+        }
+        Cmd::Coverage {
+            require_all,
+            markdown,
+            cases,
+        } => {
+            let cases: Vec<_> = load_cases(cases)?.into_iter().map(|l| l.case).collect();
+            if markdown {
+                write!(out, "{}", coverage::markdown(&cases))?;
+            } else {
+                write!(out, "{}", coverage::text(&cases))?;
+            }
+            out.flush()?;
+            if require_all && !coverage::uncovered(&cases).is_empty() {
+                return Ok(1);
+            }
+        }
+        Cmd::Mutants {
+            list,
+            markdown,
+            cases,
+        } => {
+            let mutants = available_mutants();
+            if mutants.is_empty() {
+                return Err(Error::NoMutants);
+            }
+            if list {
+                for m in &mutants {
+                    writeln!(out, "{}", m.name)?;
+                }
+            } else {
+                let cases = load_cases(cases)?;
+                let rows = coverage::kill_matrix(&cases, &mutants);
+                if markdown {
+                    write!(out, "{}", coverage::kill_markdown(&rows))?;
+                } else {
+                    write!(out, "{}", coverage::kill_text(&rows))?;
+                }
+                out.flush()?;
+                return Ok(coverage::kill_exit(&rows));
+            }
+        }
         Cmd::Decode(a) => decode(*a, &mut out)?,
         Cmd::Profiles { format } => match format {
             OutFormat::Text => write!(out, "{}", report::profiles::text())?,
@@ -172,14 +350,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     out.flush()?;
-    Ok(())
+    Ok(0)
 }
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with status 2.
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("smmu-conform: error: {e}");

@@ -161,13 +161,78 @@ fn usage_errors_exit_2_from_clap() {
 }
 
 #[test]
-fn run_is_the_default_and_succeeds() {
+fn run_is_the_default_and_needs_a_backend() {
+    // Until the emulator branch merges no backend can be opened: one line, exit 2.
     for args in [&[][..], &["run"]] {
-        let out = run(args, None);
-        assert_eq!(out.status.code(), Some(0), "{args:?}");
-        let s = String::from_utf8_lossy(&out.stdout);
-        assert!(s.contains("lands with the adapter issue"), "{s}");
+        assert_bad_input(args, None, &["backend emulator is not available"]);
     }
+    assert_bad_input(
+        &["run", "--backend", "nope"],
+        None,
+        &["backend nope is not available"],
+    );
+}
+
+#[test]
+fn run_bad_cases_exit_2_with_file_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "malformed",
+            "case x\nrules SPURIOUS-FAULT\ndoc d\nfrobnicate\n",
+            ":4: unknown directive",
+        ),
+        (
+            "rule",
+            "case x\nrules NOT-A-RULE\n",
+            ":2: unknown rule id 'NOT-A-RULE'",
+        ),
+        (
+            "opcode",
+            "case x\nrules SPURIOUS-FAULT\ndoc d\ncmd TLBI_NOPE\nsubmit\n",
+            ":4: unknown opcode 'TLBI_NOPE'",
+        ),
+        (
+            "field",
+            "case x\nrules SPURIOUS-FAULT\ndoc d\ncmd SYNC Bogus=1\nsubmit\n",
+            ":4: CMD_SYNC has no field 'Bogus'",
+        ),
+        (
+            "width",
+            "case x\nrules SPURIOUS-FAULT\ndoc d\ncmd SYNC CS=4\nsubmit\n",
+            ":4: CS=0x4 does not fit",
+        ),
+        (
+            "stream",
+            "case x\nrules SPURIOUS-FAULT\ndoc d\nprobe nope va=0\n",
+            ":4: no stream named 'nope'",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let f = scratch(&format!("{name}.case"), text.as_bytes());
+        assert_bad_input(&["run", "--case", &f], None, &[needle]);
+    }
+    assert_bad_input(
+        &["run", "--case", "/nonexistent/x.case"],
+        None,
+        &["cannot read /nonexistent/x.case"],
+    );
+    let f = scratch(
+        "one.case",
+        b"case x\nrules SPURIOUS-FAULT\ndoc d\ncmd SYNC\nsubmit\n",
+    );
+    assert_bad_input(
+        &["run", "--case", &format!("{f}#y")],
+        None,
+        &["no case named 'y'"],
+    );
+}
+
+#[test]
+fn coverage_and_mutants() {
+    let out = run(&["coverage", "--require-all"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 without"));
+    assert_bad_input(&["mutants"], None, &["no mutants are available"]);
 }
 
 #[test]

@@ -4,3 +4,4 @@
 pub mod decode;
 pub mod profiles;
 pub mod rules;
+pub mod suite;
