@@ -64,12 +64,12 @@ pub struct Slot {
 }
 
 /// The leaf entry a descriptor value gives in a slot, if any (only valid translations are
-/// cached, §3.21.1); `Err` when the value is a table descriptor (a structural change).
-pub fn leaf_entry(ctx: &Ctx, s: &Slot, pa: u64, raw: u64) -> Result<Option<TlbEntry>, ()> {
+/// cached, §3.21.1); `None` when the value is a table descriptor (a structural change).
+pub fn leaf_entry(ctx: &Ctx, s: &Slot, pa: u64, raw: u64) -> Option<Option<TlbEntry>> {
     let g = s.params.granule;
     match decode_descriptor(g, s.level, raw, s.stage) {
-        Descriptor::Invalid => Ok(None),
-        Descriptor::Table { .. } => Err(()),
+        Descriptor::Invalid => Some(None),
+        Descriptor::Table { .. } => None,
         Descriptor::Leaf {
             output_address,
             size,
@@ -77,7 +77,7 @@ pub fn leaf_entry(ctx: &Ctx, s: &Slot, pa: u64, raw: u64) -> Result<Option<TlbEn
             ..
         } => {
             if !attrs.af && !s.params.affd {
-                return Ok(None);
+                return Some(None);
             }
             let leaf = Leaf {
                 stage: s.stage,
@@ -98,7 +98,7 @@ pub fn leaf_entry(ctx: &Ctx, s: &Slot, pa: u64, raw: u64) -> Result<Option<TlbEn
                 Stage::S1 => (s1_perms(&leaf, ctx.walk_world, ctx.wxn), !attrs.ng),
                 Stage::S2 => (s2_perms(&leaf), false),
             };
-            Ok(Some(TlbEntry {
+            Some(Some(TlbEntry {
                 tag: tag(
                     ctx,
                     s.stage,
@@ -135,8 +135,8 @@ impl Reach {
             if ctx.nested() || (s.stage == Stage::S2 && self.nested_vmids.contains(&ctx.vmid)) {
                 return None;
             }
-            let o = leaf_entry(ctx, s, pa, old).ok()?;
-            let n = leaf_entry(ctx, s, pa, new).ok()?;
+            let o = leaf_entry(ctx, s, pa, old)?;
+            let n = leaf_entry(ctx, s, pa, new)?;
             if o != n {
                 if let Some(o) = o {
                     gone.push(o);
