@@ -554,8 +554,10 @@ pub fn required_scope(ctx: &ScopeCtx, raw: RawCommand) -> Scope {
         return Scope::empty(op, &r::ILLEGAL);
     }
     let f = cls.flags;
+    // Flags::IGNORED names an ignored *field* (SYNC MSI fields, ATC_INV Global without SSV,
+    // RESUME Ab): the command still acts, with that field treated as its ignored value, which
+    // `build` does per command (§4.5.1, §4.7.1, §4.7.3).
     for (flag, rule) in [
-        (Flags::IGNORED, &r::IGNORED),
         (Flags::OUT_OF_RANGE, &r::OUT_OF_RANGE),
         (Flags::NARROW_ID_UPPER_SET, &r::NARROW_ID),
         (Flags::UNPREDICTABLE_RANGE, &r::RANGE_UNPREDICTABLE),

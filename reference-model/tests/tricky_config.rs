@@ -308,7 +308,6 @@ fn case_63_ste_valid_without_cfgi_may_still_fault() {
 /// SMMU was enabled (§3.21.3: structures may be cached whether valid or not), so C_BAD_STE is
 /// still allowed.
 #[test]
-#[ignore = "model bug: an STE whose word 0 is zero is never treated as cacheable, so the stale C_BAD_STE after V 0->1 is rejected"]
 fn case_63_zeroed_ste_made_valid_without_cfgi_may_still_fault() {
     let mut r = Rig::new("qemu-10.0");
     let st = r.linear_st(2);
@@ -540,7 +539,6 @@ fn case_67_tlbi_and_cfgi_while_smmuen_0() {
 /// change the tables and the STE, still disabled. Nothing can be inserted while SMMUEN == 0
 /// (§3.21.1, §3.21.3, §6.3.9.6), so the old translation is impossible after re-enabling.
 #[test]
-#[ignore = "model bug: writes while SMMUEN==0 after an earlier enable still create stale entries, even though the caches were emptied by a completed TLBI/CFGI and nothing can be inserted while disabled"]
 fn case_67_change_after_invalidation_while_disabled_leaves_nothing() {
     let mut r = Rig::new("qemu-10.0");
     let st = r.linear_st(2);

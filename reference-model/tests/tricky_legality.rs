@@ -978,7 +978,6 @@ fn case_46_atc_inv_ats0_ill_and_size_52_everything() {
 
 /// Case 46, second half (§4.5.1): for Size 53..63 CERROR_ILL is a permitted outcome.
 #[test]
-#[ignore = "model bug: ATC_INV Size>52 is classified Legal, so the queue oracle rejects the permitted CERROR_ILL"]
 fn case_46_atc_inv_size_above_52_may_raise_ill() {
     let full = prof("smmuv3.4-full");
     for size in 53..=63u8 {
@@ -1001,7 +1000,6 @@ fn case_46_atc_inv_size_above_52_may_raise_ill() {
 /// Case 46, Global (§4.5.1): ATC_INV.Global is IGNORED when SSV == 0, so the command must
 /// invalidate exactly what Global = 0 does, not nothing.
 #[test]
-#[ignore = "model bug: ATC_INV with Global=1, SSV=0 gets the IGNORED flag and required_scope returns an empty scope instead of the Global=0 span"]
 fn case_46_atc_inv_global_ignored_without_ssv_still_invalidates() {
     let full = prof("smmuv3.4-full");
     let ctx = ScopeCtx::new(full, Queue::NonSecure);

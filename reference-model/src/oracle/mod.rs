@@ -126,6 +126,10 @@ pub struct Model {
     /// Invalidations consumed since the last completed SYNC.
     pending: Vec<Pending>,
     graveyard: VecDeque<Removed>,
+    /// Entries a completed invalidation removed while SMMUEN == 0: not cacheable again until the
+    /// SMMU is enabled.
+    clean_tlb: std::collections::HashSet<TlbEntry>,
+    clean_cfg: std::collections::HashSet<stale::CfgEntry>,
     /// Counters for reports.
     pub stats: Stats,
 }
@@ -155,6 +159,8 @@ impl Model {
             event: 0,
             pending: Vec::new(),
             graveyard: VecDeque::new(),
+            clean_tlb: Default::default(),
+            clean_cfg: Default::default(),
             stats: Stats::default(),
         }
     }
@@ -226,6 +232,9 @@ impl Model {
             if let Some(gone) = local {
                 f(self);
                 for e in gone {
+                    if self.clean_tlb.contains(&e) {
+                        continue;
+                    }
                     self.stale.add_tlb(e, origin);
                     self.stats.stale_created += 1;
                 }
@@ -237,11 +246,17 @@ impl Model {
         let after = self.compute_reach();
         let mut new_roots = false;
         for e in before.tlb.difference(&after.tlb) {
+            if self.clean_tlb.contains(e) {
+                continue;
+            }
             new_roots |= e.tag.kind == crate::tlb::EntryKind::Table;
             self.stale.add_tlb(*e, origin);
             self.stats.stale_created += 1;
         }
         for e in before.cfg.difference(&after.cfg) {
+            if self.clean_cfg.contains(e) {
+                continue;
+            }
             new_roots = true;
             self.stale.add_cfg(e.clone(), origin);
             self.stats.stale_created += 1;
@@ -274,6 +289,10 @@ impl Model {
     /// CR0.SMMUEN (§6.3.9).
     pub fn set_smmuen(&mut self, en: bool) {
         self.smmuen = en;
+        if en {
+            self.clean_tlb.clear();
+            self.clean_cfg.clear();
+        }
         if en && !self.ever_enabled {
             self.ever_enabled = true;
             self.reach = None;
@@ -389,28 +408,46 @@ impl Model {
     pub fn complete_sync(&mut self) {
         self.stats.syncs += 1;
         self.event += 1;
-        // Keep what was removed (bounded) to explain later violations.
+        // Keep what was removed (bounded) to explain later violations. Scopes are built once
+        // per pending command, under the register state it was consumed with.
         let pending = std::mem::take(&mut self.pending);
-        for (e, o, k) in self.stale.tlb_entries() {
-            let _ = o;
-            if let Some(ev) = k {
-                if let Some(p) = pending.iter().find(|p| p.event == ev) {
-                    // The rule under the register state the command was consumed with.
-                    let raw = &p.raw;
-                    let rule = required_scope(&p.ctxs[0], *raw).rule_for_tlb(&e.tag);
-                    if self.graveyard.len() >= GRAVEYARD {
-                        self.graveyard.pop_front();
-                    }
-                    self.graveyard.push_back(Removed {
-                        entry: *e,
-                        by: *raw,
-                        rule,
-                    });
+        let scopes: Vec<(u64, RawCommand, crate::scope::Scope)> = pending
+            .iter()
+            .map(|p| (p.event, p.raw, required_scope(&p.ctxs[0], p.raw)))
+            .collect();
+        for (e, _, k) in self.stale.tlb_entries() {
+            let Some(ev) = k else { continue };
+            if let Some((_, raw, scope)) = scopes.iter().find(|(pe, _, _)| *pe == ev) {
+                if self.graveyard.len() >= GRAVEYARD {
+                    self.graveyard.pop_front();
+                }
+                self.graveyard.push_back(Removed {
+                    entry: *e,
+                    by: *raw,
+                    rule: scope.rule_for_tlb(&e.tag),
+                });
+            }
+        }
+        // While SMMUEN == 0 nothing is inserted (§3.21.1, §6.3.9.6): what a completed
+        // invalidation covers now cannot be cached again until the SMMU is enabled, so later
+        // writes while disabled do not make it stale.
+        if !self.smmuen && self.ever_enabled && !scopes.is_empty() {
+            let reach = self.current_reach().clone();
+            for e in &reach.tlb {
+                if scopes.iter().any(|(_, _, sc)| sc.requires_tlb(&e.tag)) {
+                    self.clean_tlb.insert(*e);
+                }
+            }
+            for e in &reach.cfg {
+                if scopes.iter().any(|(_, _, sc)| sc.requires_cfg(&e.tag)) {
+                    self.clean_cfg.insert(e.clone());
                 }
             }
         }
-        self.stale.complete_sync();
-        self.reach = None;
+        if self.stale.complete_sync() {
+            // A stale table or structure went away: what only it reached is no longer cacheable.
+            self.reach = None;
+        }
     }
 
     /// Every outcome the architecture allows for this probe now.

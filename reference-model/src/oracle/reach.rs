@@ -266,12 +266,8 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
     }
 
     fn ste_at(&mut self, sid: u32, pa: u64) {
-        // Only V=1 STEs lead anywhere; an invalid STE may still be cached (§3.21.3, case 63),
-        // so it is recorded as configuration too.
-        let w0 = self.read(pa);
-        if w0 & 1 == 0 && w0 == 0 {
-            return;
-        }
+        // Only V=1 STEs lead anywhere, but any reachable STE, valid or not (all zeros
+        // included), may be cached (§3.21.3, case 63): it is recorded as configuration too.
         let words = self.read8(pa);
         self.out.cfg.insert(CfgEntry {
             tag: CfgTag::Ste {

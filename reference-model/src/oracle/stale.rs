@@ -221,9 +221,12 @@ impl StaleSet {
     }
 
     /// A CMD_SYNC completed: every entry covered by an invalidation consumed before it is gone.
-    pub fn complete_sync(&mut self) {
+    /// Returns whether a table entry or a configuration structure (a root of reachability) went.
+    pub fn complete_sync(&mut self) -> bool {
+        let mut roots = false;
         for i in 0..self.tlb.len() {
             if matches!(&self.tlb[i], Some(s) if s.killed_by.is_some()) {
+                roots |= matches!(&self.tlb[i], Some(s) if s.entry.tag.kind == EntryKind::Table);
                 self.remove_tlb(i);
                 self.removed_tlb += 1;
             }
@@ -235,9 +238,11 @@ impl StaleSet {
                     self.cfg_free.push(i);
                     self.live_cfg -= 1;
                     self.removed_cfg += 1;
+                    roots = true;
                 }
             }
         }
+        roots
     }
 
     fn remove_tlb(&mut self, i: usize) {

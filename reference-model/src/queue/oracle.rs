@@ -296,6 +296,17 @@ fn make_step(
             None => step.errors = E_ILL,
         },
     }
+    // Outcomes the architecture leaves open: ATC_INV with Size > 52 may raise CERROR_ILL
+    // (§4.5.1); an IMPLEMENTATION DEFINED opcode may do anything, including being consumed
+    // (§4.1.1).
+    if cls.flags.has(crate::classify::Flags::UNKNOWN_SPAN) {
+        step.errors |= E_ILL;
+    }
+    if cls.flags.has(crate::classify::Flags::IMPDEF) {
+        step.may_continue = true;
+        step.errors |= E_ILL;
+        step.must_stop_rule = None;
+    }
     if step.may_continue && raw.opcode() == Opcode::Sync {
         if atc_outstanding {
             step.errors |= E_ATC;
