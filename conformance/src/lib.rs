@@ -7,10 +7,12 @@
 //! - [`report`] renders what the golden model (`smmu_model`) says about them,
 //! - [`backend`] is the adapter trait every implementation under test is reached through,
 //! - [`trace`] is the step list every case and fuzz input reduces to, on the [`layout`] memory map,
+//! - [`emulator`] is the reference emulator (a conformant SMMU with finite caches) and its mutants,
 //! - [`harness`] runs a trace on a device beside the model and collects findings.
 
 pub mod backend;
 pub mod build;
+pub mod emulator;
 pub mod error;
 pub mod harness;
 pub mod input;
