@@ -607,3 +607,58 @@ killed! {
     cons_wrap_lost => ConsWrapLost,
     ack_no_resume => AckNoResume,
 }
+
+/// Garbage in: memory, registers, commands and probes from a fixed pseudo-random stream never
+/// panic the emulator (the fuzzer drives it this way).
+#[test]
+fn garbage_never_panics() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for cfg in [
+        EmulatorConfig::default(),
+        EmulatorConfig::mutant(Mutant::SyncEarly),
+    ] {
+        let mut e = Emulator::new(cfg);
+        e.reset().unwrap();
+        for _ in 0..4000 {
+            let r = next();
+            let pick = |v: u64| {
+                if r & 1 == 0 {
+                    v
+                } else {
+                    0x4020_0000 + (v & 0xffff)
+                }
+            };
+            match r % 7 {
+                0 | 1 => e.write(pick(next()), next()).unwrap(),
+                2 => e.stream_table(pick(next()), next() as u32).unwrap(),
+                3 => e.enable(next() & 1 == 0).unwrap(),
+                4 => {
+                    let n = (next() % 300) as usize;
+                    let cmds: Vec<RawCommand> =
+                        (0..n).map(|_| RawCommand::new(next(), next())).collect();
+                    e.submit(&cmds).unwrap();
+                }
+                5 => {
+                    let c = next();
+                    let replace = (c & 2 != 0).then(|| RawCommand::new(next(), next()));
+                    e.acknowledge(replace, c & 4 != 0).unwrap();
+                }
+                _ => {
+                    let p = smmu_model::oracle::Probe {
+                        sid: (next() % 70) as u32,
+                        ssid: (r & 8 != 0).then(|| next() as u32),
+                        addr: next(),
+                        write: r & 16 != 0,
+                    };
+                    e.probe(&p).unwrap();
+                }
+            }
+        }
+    }
+}
