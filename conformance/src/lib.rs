@@ -7,6 +7,7 @@
 //! - [`report`] renders what the golden model (`smmu_model`) says about them,
 //! - [`backend`] is the adapter trait every implementation under test is reached through,
 //! - [`trace`] is the step list every case and fuzz input reduces to, on the [`layout`] memory map,
+//! - [`emulator`] is the reference emulator (a conformant SMMU with finite caches) and its mutants,
 //! - [`harness`] runs a trace on a device beside the model and collects findings,
 //! - [`case`] is the text case format and its compiler to traces, [`suite`] runs cases and keeps
 //!   verdicts, expected divergences and harness errors apart, [`coverage`] maps rules and mutants
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod build;
 pub mod case;
 pub mod coverage;
+pub mod emulator;
 pub mod error;
 pub mod harness;
 pub mod input;

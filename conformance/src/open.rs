@@ -1,6 +1,4 @@
-//! Opening backends by name. The reference emulator and its mutants live on another branch
-//! (`backend::select::open`, `list_mutants`); until it merges nothing can be opened, and every
-//! entry point says so in one line rather than pretending to run.
+//! Opening backends by name, through `backend::select`.
 
 use crate::backend::{Device, HarnessError};
 use crate::coverage::Mutant;
@@ -10,13 +8,20 @@ pub const DEFAULT_BACKEND: &str = "emulator";
 
 /// Open the backend named by `spec`. Wired to `backend::select::open` when the emulator merges.
 pub fn open_backend(spec: &str) -> Result<Box<dyn Device>, HarnessError> {
-    Err(HarnessError::Setup(format!(
-        "backend {spec} is not available"
-    )))
+    crate::backend::select::open(spec).map_err(|e| HarnessError::Setup(e.to_string()))
 }
 
 /// Every mutant, by name, with how to open it. Wired to `backend::select::list_mutants` when the
 /// emulator merges; empty until then.
 pub fn available_mutants() -> Vec<Mutant<'static>> {
-    Vec::new()
+    crate::backend::select::list_mutants()
+        .into_iter()
+        .map(|(name, _, _)| {
+            let spec = format!("mutant:{name}");
+            Mutant {
+                name: name.to_string(),
+                open: Box::new(move || open_backend(&spec)),
+            }
+        })
+        .collect()
 }

@@ -270,6 +270,13 @@ pub const NAMED_PROFILES: &[NamedProfile] = &[
         description: "A minimal SMMUv3.0: stage 1 only, 8-bit ASID, no RIL (range fields RES0)",
         regs: regs(0x0100_000a, 0x0273_0010, 0x0000_0000, 0x0000_0074, 0x0000_0000),
     },
+    NamedProfile {
+        name: "emulator-default",
+        description: "The reference emulator's default: smmuv3.4-full without ATS, PRI, DPT or Secure state",
+        // smmuv3.4-full with IDR0.ATS[10], IDR0.PRI[16] and IDR3.DPT[15] cleared and no Secure
+        // state, so ATC_INV/PRI_RESP are unimplemented-consumed (ILLEGAL) on this profile.
+        regs: regs(0x080E_FABB, 0x0273_0520, 0x0000_1584, 0x0000_04F6, 0x0000_0004),
+    },
 ];
 
 impl Default for Profile {
