@@ -102,19 +102,19 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         let mut out = BTreeSet::new();
         let mut fresh = None;
         for (i, (ste, _)) in self.ste_cands(sid).into_iter().enumerate() {
-            let before = out.len();
             let mut here = BTreeSet::new();
             match ste {
                 Err(ev) => {
                     here.insert(Outcome::Fault { event: ev });
                 }
-                Ok(ste) => self.through_ste(sid, &ste, ssid, addr, &mut here, i == 0, &mut fresh),
+                Ok(ste) => self.through_ste(sid, &ste, ssid, addr, &mut here),
             }
+            // The first candidate is the current STE: its first outcome is the fresh walk's
+            // (the caller replaces it with the walker's own answer).
             if i == 0 && fresh.is_none() {
                 fresh = here.iter().next().copied();
             }
             out.extend(here);
-            let _ = before;
         }
         Allowed {
             outcomes: out,
@@ -166,7 +166,6 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         v
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn through_ste(
         &mut self,
         sid: u32,
@@ -174,8 +173,6 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         ssid: Option<u32>,
         addr: u64,
         out: &mut BTreeSet<Outcome>,
-        _current: bool,
-        _fresh: &mut Option<Outcome>,
     ) {
         if !self.tick() {
             return;
