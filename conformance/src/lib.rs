@@ -17,6 +17,8 @@ pub mod build;
 pub mod case;
 pub mod coverage;
 pub mod error;
+pub mod fuzz;
+pub mod gen;
 pub mod harness;
 pub mod input;
 pub mod layout;
