@@ -49,7 +49,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn device_corpus_replays_clean() {
     let corpus = files(&root().join("corpus/device"));
-    assert!(corpus.len() >= 8, "corpus/device has {} files", corpus.len());
+    assert!(
+        corpus.len() >= 8,
+        "corpus/device has {} files",
+        corpus.len()
+    );
     let backend = device_backend();
     if let Some(why) = unavailable(&backend) {
         eprintln!("{why}");
@@ -109,10 +113,14 @@ fn regressions_replay() {
             let trace = smmu_conform::case::compile(&case).unwrap().trace;
             let mut dev = open_backend(&backend).unwrap();
             let r = run(dev.as_mut(), &trace, RunOptions::default()).unwrap();
-            assert!(r.findings.is_empty(), "{name}: fails on {backend}: {:?}", r.findings);
+            assert!(
+                r.findings.is_empty(),
+                "{name}: fails on {backend}: {:?}",
+                r.findings
+            );
             if let Some(m) = found_on(&text).filter(|m| m.starts_with("mutant:")) {
-                let mut dev = open_backend(&m)
-                    .unwrap_or_else(|e| panic!("{name}: cannot open {m}: {e}"));
+                let mut dev =
+                    open_backend(&m).unwrap_or_else(|e| panic!("{name}: cannot open {m}: {e}"));
                 let r = run(dev.as_mut(), &trace, RunOptions::default()).unwrap();
                 let want = case.rules[0].id;
                 assert!(

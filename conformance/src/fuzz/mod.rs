@@ -21,7 +21,7 @@ pub struct Rng(u64);
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         // Zero is a fixed point of xorshift.
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
+        Rng((seed ^ 0x9e37_79b9_7f4a_7c15) | 1)
     }
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
@@ -146,9 +146,7 @@ pub fn judge(device: &mut dyn Device, prog: &Program) -> Verdict {
 pub fn shrink(device: &mut dyn Device, prog: &Program, rule: &str, budget: Duration) -> Program {
     let start = Instant::now();
     let mut best = prog.clone();
-    let fires = |d: &mut dyn Device, p: &Program| {
-        matches!(judge(d, p), Verdict::Finding(r, _) if r == rule)
-    };
+    let fires = |d: &mut dyn Device, p: &Program| matches!(judge(d, p), Verdict::Finding(r, _) if r == rule);
     let mut chunk = best.lines.len().div_ceil(2).max(1);
     loop {
         let mut changed = false;
@@ -261,7 +259,13 @@ pub fn finding_case(
 
 /// The case file for an input that made the harness fail (not shrunk: the device may be
 /// wedged, and a harness error is rarely about one line).
-fn harness_case(prog: &Program, backend: &str, err: &HarnessError, seed: u64, exec: u64) -> (String, String) {
+fn harness_case(
+    prog: &Program,
+    backend: &str,
+    err: &HarnessError,
+    seed: u64,
+    exec: u64,
+) -> (String, String) {
     let name = format!("harness-error-{:08x}", fnv(&prog.lines) as u32);
     let notes = vec![
         format!("Harness error in `smmu-conform fuzz --backend {backend} --seed {seed}` (execution {exec})."),
@@ -300,7 +304,7 @@ pub fn campaign(
     while start.elapsed() < opts.time && (opts.max_execs == 0 || out.execs < opts.max_execs) {
         // Sizes spread from tiny (quick to judge, quick to shrink) to a few KiB of choices.
         // Mostly short inputs: the model's cost grows with the trace, and short ones shrink fast.
-        let cap = if rng.next_u64() % 4 == 0 { 4096 } else { 768 };
+        let cap = if rng.next_u64() & 3 == 0 { 4096 } else { 768 };
         let len = 16 + (rng.next_u64() % cap) as usize;
         let data = rng.bytes(len);
         let mode = match opts.modes {
@@ -324,8 +328,15 @@ pub fn campaign(
                         Verdict::Finding(_, m) => m,
                         _ => message,
                     };
-                    let (file, text) =
-                        finding_case(&small, &opts.backend, rule, &message, opts.seed, out.execs, mode);
+                    let (file, text) = finding_case(
+                        &small,
+                        &opts.backend,
+                        rule,
+                        &message,
+                        opts.seed,
+                        out.execs,
+                        mode,
+                    );
                     let path = write_atomic(&opts.out, &file, &text).map_err(|e| {
                         HarnessError::Setup(format!("cannot write {}: {e}", opts.out.display()))
                     })?;

@@ -130,7 +130,9 @@ fn raw_mode_finds_shrinks_and_writes_a_replayable_case() {
         let mut dev = factory().unwrap();
         let r = harness::run(dev.as_mut(), &compiled.trace, RunOptions::default()).unwrap();
         assert_eq!(r.findings[0].rule.id, f.rule);
-        assert!(f.reproducer.starts_with("smmu-conform run --backend fake --case "));
+        assert!(f
+            .reproducer
+            .starts_with("smmu-conform run --backend fake --case "));
     }
     // No temporary files left behind.
     for e in std::fs::read_dir(&d).unwrap() {

@@ -215,7 +215,11 @@ pub fn cmd(op: Opcode, fields: &[(&str, u64)]) -> RawCommand {
     let fs = layout::fields(op);
     let mut c = RawCommand::new(op.value() as u64, 0);
     for (name, v) in fields {
-        if let Some(f) = fs.iter().skip(1).find(|f| f.name.eq_ignore_ascii_case(name)) {
+        if let Some(f) = fs
+            .iter()
+            .skip(1)
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+        {
             let v = if f.shift > 0 { *v >> f.shift } else { *v };
             c = c.with(*f, v);
         }
@@ -547,7 +551,9 @@ impl Gen<'_, '_> {
                 base.wrapping_sub(d)
             }
         } else {
-            let base = self.g.pick(&[0, b2, 2 * b2, 0x4000_0000 % (1u64 << ib), top]);
+            let base = self
+                .g
+                .pick(&[0, b2, 2 * b2, 0x4000_0000 % (1u64 << ib), top]);
             base + self.g.range(0, 3) * g.size()
         };
         (va & !(size - 1)).min(top)
@@ -751,7 +757,9 @@ impl Gen<'_, '_> {
             }
             10 => {
                 let si = self.g.below(self.streams.len());
-                let e = self.g.pick(&["abort", "bypass", "invalid", "restore", "restore"]);
+                let e = self
+                    .g
+                    .pick(&["abort", "bypass", "invalid", "restore", "restore"]);
                 let name = self.streams[si].name.clone();
                 self.line(format!("ste {name} {e}"));
                 Some(vec![self.cfgi_ste_for(si)])
@@ -961,10 +969,7 @@ impl Gen<'_, '_> {
         match self.g.below(8) {
             0 => cmd(Opcode::TlbiNsnhAll, &[]),
             1 => cmd(Opcode::PrefetchConfig, &[("StreamID", sid)]),
-            2 => cmd(
-                Opcode::PrefetchAddr,
-                &[("StreamID", sid), ("Address", va)],
-            ),
+            2 => cmd(Opcode::PrefetchAddr, &[("StreamID", sid), ("Address", va)]),
             3 => cmd(Opcode::TlbiEl2All, &[]),
             4 => cmd(Opcode::TlbiEl2Asid, &[("ASID", 1)]),
             5 => cmd(Opcode::TlbiEl2Va, &[("ASID", 1), ("Address", va)]),
@@ -1009,7 +1014,9 @@ impl Gen<'_, '_> {
             }
             2 => {
                 // A Reserved opcode, payload kept.
-                let b = self.g.pick(&[0x00u8, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x13, 0x7f, 0xff]);
+                let b = self
+                    .g
+                    .pick(&[0x00u8, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x13, 0x7f, 0xff]);
                 let b = if Opcode::from_u8(b).is_architected() {
                     0
                 } else {
@@ -1027,7 +1034,7 @@ impl Gen<'_, '_> {
                 let mut r = c;
                 for f in [layout::ASID, layout::VMID] {
                     if layout::fields(op).contains(&f) {
-                        r = r.with(f, r.get(f) | 0x100 * self.g.range(0, 0xff));
+                        r = r.with(f, r.get(f) | (0x100 * self.g.range(0, 0xff)));
                     }
                 }
                 r
@@ -1090,7 +1097,10 @@ impl Gen<'_, '_> {
             0 => "ack drop".to_string(),
             1 => {
                 let c = self.sync();
-                format!("ack replace {}", render_cmd(c, 1).trim_start_matches("cmd "))
+                format!(
+                    "ack replace {}",
+                    render_cmd(c, 1).trim_start_matches("cmd ")
+                )
             }
             _ => "ack".to_string(),
         };
@@ -1176,8 +1186,7 @@ mod tests {
             // Architected opcodes with only defined bits take the named form.
             let op = ARCHITECTED[(r.next() % ARCHITECTED.len() as u64) as usize].0;
             let named = RawCommand::from_u128(
-                (raw.as_u128() & !0xff | op as u128)
-                    & layout::defined_mask(Opcode::from_u8(op)),
+                (raw.as_u128() & !0xff | op as u128) & layout::defined_mask(Opcode::from_u8(op)),
             );
             for c in [raw, named] {
                 let line = render_cmd(c, 1);
