@@ -55,6 +55,10 @@ pub enum Error {
     Suite(#[from] crate::suite::SuiteError),
     #[error("no mutants are available in this build (the reference emulator backend is not wired in yet)")]
     NoMutants,
+    /// `fuzz` could not start or carry on (bad option, backend would not open, output
+    /// directory not writable): exit 2 like any harness failure.
+    #[error("fuzz: {0}")]
+    Fuzz(String),
     #[error("cannot write output: {0}")]
     Write(#[from] io::Error),
 }

@@ -19,6 +19,8 @@ pub mod case;
 pub mod coverage;
 pub mod emulator;
 pub mod error;
+pub mod fuzz;
+pub mod gen;
 pub mod harness;
 pub mod input;
 pub mod layout;

@@ -41,6 +41,15 @@ Examples:
 Exit status: 0 conformant (listed divergences aside), 1 violations found or a listed divergence
 no longer fails, 2 the harness could not do its job (bad case, unknown backend, backend error).")]
     Run(RunArgs),
+    /// Fuzz a backend on the stable toolchain: generated traces judged by the model; each
+    /// failing input is shrunk and written as a case file (docs/fuzzing.md)
+    #[command(after_help = "\
+Examples:
+  smmu-conform fuzz --backend emulator --time 60s
+  smmu-conform fuzz --backend mutant:tg0-noop --time 5m --seed 7 --out findings/
+
+Exit status: 1 a divergence was found, 0 none, 2 the harness could not do its job.")]
+    Fuzz(FuzzArgs),
     /// Print which cases exercise each rule (docs/coverage.md is `coverage --markdown`)
     Coverage {
         /// Exit 1 when some rule has no case
@@ -108,6 +117,25 @@ struct RunArgs {
     /// Write the report to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// The backend to fuzz
+    #[arg(long, value_name = "SPEC", default_value = DEFAULT_BACKEND)]
+    backend: String,
+    /// How long to run: 60s, 5m, 1h
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    time: String,
+    /// PRNG seed (default: from the clock, printed so the run can be repeated)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where shrunk failing cases are written
+    #[arg(long, value_name = "DIR", default_value = "fuzz-findings")]
+    out: PathBuf,
+    /// Generator mode: legal (only legal commands), raw (malformed and illegal too), mixed
+    #[arg(long, value_name = "MODE", default_value = "mixed")]
+    mode: String,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -280,6 +308,90 @@ fn run_suite(a: RunArgs) -> Result<u8, Error> {
     Ok(report.exit_code())
 }
 
+/// `fuzz`: the campaign is in the library ([`smmu_conform::fuzz`]); this prints its progress
+/// line and reproducers.
+fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
+    use smmu_conform::fuzz::{campaign, parse_duration, ModeSel, Options};
+    use smmu_conform::gen::Mode;
+    let usage = Error::Fuzz;
+    let time = parse_duration(&a.time).map_err(usage)?;
+    let modes = match a.mode.as_str() {
+        "legal" => ModeSel::Fixed(Mode::Legal),
+        "raw" => ModeSel::Fixed(Mode::Raw),
+        "mixed" => ModeSel::Mixed,
+        m => return Err(usage(format!("unknown --mode {m} (legal, raw or mixed)"))),
+    };
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let opts = Options {
+        backend: a.backend.clone(),
+        time,
+        seed,
+        out: a.out,
+        modes,
+        shrink_time: std::time::Duration::from_secs(30),
+        max_execs: 0,
+    };
+    let tty = io::stderr().is_terminal();
+    eprintln!(
+        "fuzzing {} for {:?} (seed {seed}, {} mode), cases to {}",
+        opts.backend,
+        time,
+        a.mode,
+        opts.out.display()
+    );
+    let spec = a.backend.clone();
+    let factory = move || open_backend(&spec);
+    let mut last_line = std::time::Instant::now();
+    let mut progress = |p: &smmu_conform::fuzz::Progress| {
+        // A live line on a terminal; otherwise (CI logs) one line every 10 s.
+        if tty {
+            eprint!("\r{}\x1b[K", p.line());
+        } else if last_line.elapsed().as_secs() >= 10 {
+            last_line = std::time::Instant::now();
+            eprintln!("{}", p.line());
+        }
+    };
+    let mut report = |s: &smmu_conform::fuzz::Saved| {
+        if tty {
+            eprintln!();
+        }
+        eprintln!(
+            "FOUND {} at execution {}: {}\n  case ({} lines, shrunk from {}): {}\n  reproduce: {}",
+            s.rule,
+            s.exec,
+            s.message,
+            s.lines_after,
+            s.lines_before,
+            s.path.display(),
+            s.reproducer
+        );
+    };
+    let outcome = campaign(&opts, &factory, &mut progress, &mut report)
+        .map_err(|e| Error::Fuzz(e.to_string()))?;
+    if tty {
+        eprintln!();
+    }
+    for (e, path) in &outcome.harness_errors {
+        match path {
+            Some(p) => eprintln!("HARNESS ERROR: {e}\n  input: {}", p.display()),
+            None => eprintln!("HARNESS ERROR: {e}"),
+        }
+    }
+    eprintln!(
+        "{} executions in {:.1}s, {} divergence(s), {} harness error(s)",
+        outcome.execs,
+        outcome.elapsed.as_secs_f64(),
+        outcome.findings.len(),
+        outcome.harness_errors.len()
+    );
+    Ok(outcome.exit_code())
+}
+
 fn load_cases(dir: Option<PathBuf>) -> Result<Vec<suite::Loaded>, SuiteError> {
     suite::load(&[], &dir.unwrap_or_else(suite::default_cases_dir))
 }
@@ -294,6 +406,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Cmd::Run(a) => {
             drop(out);
             return run_suite(a);
+        }
+        Cmd::Fuzz(a) => {
+            drop(out);
+            return fuzz(a);
         }
         Cmd::Coverage {
             require_all,

@@ -153,3 +153,102 @@ pub fn decode_target(data: &[u8]) {
         assert!(render_json(&r).starts_with('{'));
     }
 }
+
+/// The backend the `device` target fuzzes: `SMMU_FUZZ_BACKEND`, else the reference emulator.
+pub fn device_backend() -> String {
+    std::env::var("SMMU_FUZZ_BACKEND")
+        .unwrap_or_else(|_| smmu_conform::open::DEFAULT_BACKEND.to_string())
+}
+
+/// What one input did on a device (the non-panicking half of [`device_target`]).
+#[derive(Debug)]
+pub enum DeviceOutcome {
+    /// The model accepted everything the device did.
+    Clean,
+    /// The backend could not be opened: nothing was run.
+    Unavailable(String),
+    /// The model rejected an observation: (rule id, message, the input as a case).
+    Finding(&'static str, String, String),
+    /// The harness could not do its job.
+    Harness(String),
+}
+
+std::thread_local! {
+    /// One device per backend per thread: opening is setup work, and `harness::run` resets the
+    /// device before every trace anyway.
+    static DEVICE: std::cell::RefCell<Option<(String, Box<dyn smmu_conform::backend::Device>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Input format of the `device` target: byte 0 picks the generator mode
+/// ([`smmu_conform::gen::Mode::from_byte`]); the rest feeds the generator's `Unstructured`.
+pub fn device_run(data: &[u8], backend: &str) -> DeviceOutcome {
+    use smmu_conform::gen::{generate_trace, GenConfig, Mode};
+    use smmu_conform::harness::{run, RunOptions};
+    let Some((&m, rest)) = data.split_first() else {
+        return DeviceOutcome::Clean;
+    };
+    DEVICE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(b, _)| b != backend) {
+            match smmu_conform::open::open_backend(backend) {
+                Ok(d) => *slot = Some((backend.to_string(), d)),
+                Err(e) => return DeviceOutcome::Unavailable(e.to_string()),
+            }
+        }
+        let Some((_, dev)) = slot.as_mut() else {
+            return DeviceOutcome::Unavailable("no device".into());
+        };
+        let regs = match dev.id_regs() {
+            Ok(r) => r,
+            Err(e) => {
+                *slot = None;
+                return DeviceOutcome::Harness(e.to_string());
+            }
+        };
+        let profile = Profile::from_regs(regs);
+        let mode = Mode::from_byte(m);
+        let Some((prog, trace)) = generate_trace(rest, &profile, mode, &GenConfig::default())
+        else {
+            return DeviceOutcome::Clean;
+        };
+        match run(dev.as_mut(), &trace, RunOptions::default()) {
+            Ok(r) => match r.findings.first() {
+                None => DeviceOutcome::Clean,
+                Some(f) => {
+                    let (_, text) = smmu_conform::fuzz::finding_case(
+                        &prog, backend, f.rule.id, &f.message, 0, 0, mode,
+                    );
+                    DeviceOutcome::Finding(f.rule.id, f.message.clone(), text)
+                }
+            },
+            Err(e) => {
+                // A wedged device is reopened for the next input.
+                *slot = None;
+                DeviceOutcome::Harness(e.to_string())
+            }
+        }
+    })
+}
+
+/// The libFuzzer target `device`: generate a trace from `data`, run it on `backend` beside the
+/// model, and panic (what libFuzzer records as a crash) on a finding or a harness error. Against
+/// the conformant emulator either is a bug in the emulator, the model or the harness; against a
+/// `mutant:NAME` backend a finding is the goal, and the crash input is the mutant's witness.
+pub fn device_target(data: &[u8], backend: &str) {
+    match device_run(data, backend) {
+        DeviceOutcome::Clean => {}
+        DeviceOutcome::Unavailable(why) => {
+            panic!("backend {backend} cannot be opened ({why}): nothing to fuzz")
+        }
+        DeviceOutcome::Finding(rule, msg, case) => {
+            let what = if backend.starts_with("mutant:") {
+                "mutant found"
+            } else {
+                "DIVERGENCE"
+            };
+            panic!("{what}: {rule} on {backend}: {msg}\n--- case ---\n{case}")
+        }
+        DeviceOutcome::Harness(e) => panic!("harness error on {backend}: {e}"),
+    }
+}
