@@ -233,7 +233,7 @@ fn judge_queue(
             })
             .collect(),
         wired_irqs: obs.wired_irqs,
-        sev_events: 0,
+        sev_events: obs.sev_events,
         executed: Vec::new(),
         settled: true,
     };

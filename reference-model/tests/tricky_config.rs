@@ -421,7 +421,6 @@ fn case_65_cfgi_sync_tlbi_sync_is_clean() {
 /// old CD may refill the TLB after the TLBI took effect, so after the SYNC the old translation
 /// MAY remain (§4.3.6 note).
 #[test]
-#[ignore = "model bug: a TLBI marks stale TLB entries for removal even though stale configuration still cached until a later CFGI can refill them before the SYNC"]
 fn case_65_tlbi_before_cfgi_all_may_refill() {
     let mut r = switched_ttb();
     r.cmd(nh_asid(1));

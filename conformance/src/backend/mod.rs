@@ -60,6 +60,8 @@ pub struct QueueObservation {
     pub msi_writes: Vec<(u64, u32)>,
     /// Wired CMD_SYNC interrupts seen since the trigger (may coalesce).
     pub wired_irqs: u32,
+    /// SEV wake-up events from CMD_SYNC CS=SIG_SEV seen since the trigger (may coalesce).
+    pub sev_events: u32,
 }
 
 /// The harness could not do its job: never a verdict about the architecture.

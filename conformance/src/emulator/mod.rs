@@ -229,6 +229,7 @@ impl Emulator {
             gerror: queue.read_gerror(),
             msi_writes: Vec::new(),
             wired_irqs: 0,
+            sev_events: 0,
         };
         for s in &res.syncs {
             if let SyncSignal::Msi(w) = s.signal {
@@ -239,6 +240,9 @@ impl Emulator {
             }
             if s.wired_irq {
                 obs.wired_irqs += 1;
+            }
+            if s.signal == SyncSignal::Sev {
+                obs.sev_events += 1;
             }
         }
         if mutant == Some(Mutant::ConsWrapLost) {
@@ -316,6 +320,7 @@ impl Device for Emulator {
                 gerror: self.queue.read_gerror(),
                 msi_writes: Vec::new(),
                 wired_irqs: 0,
+                sev_events: 0,
             });
         }
         Ok(self.run_queue())

@@ -243,6 +243,9 @@ struct StreamInfo {
     vmid: u16,
     /// Stage-1 granule (stage 2 is always 4K in the builder).
     granule: Granule,
+    /// Has global (nG=0) stage-1 mappings: they belong to every ASID of its VMID (§3.17.1), so
+    /// no other stage-1 stream may share its VMID tag.
+    has_global: bool,
 }
 
 impl StreamInfo {
@@ -432,6 +435,76 @@ impl Gen<'_, '_> {
         v
     }
 
+    /// The VMID a stream's stage-1 entries are tagged with: STE.S2VMID when stage 2 is
+    /// implemented, else none (§3.17).
+    fn vmid_tag(&self, vmid: u16) -> u16 {
+        if self.p.s2p {
+            vmid
+        } else {
+            0
+        }
+    }
+
+    /// Whether (asid, vmid) for a stream of `kind` keeps every address space distinct, ignoring
+    /// stream `skip`.
+    fn ids_ok(&self, kind: Kind, asid: u16, vmid: u16, skip: Option<usize>) -> bool {
+        self.streams.iter().enumerate().all(|(i, o)| {
+            if Some(i) == skip {
+                return true;
+            }
+            let same_tag = kind != Kind::S2
+                && o.kind != Kind::S2
+                && self.vmid_tag(o.vmid) == self.vmid_tag(vmid);
+            let s1_clash = same_tag && (o.asid == asid || o.has_global);
+            let s2_clash = self.p.s2p && (kind != Kind::S1 || o.kind != Kind::S1) && o.vmid == vmid;
+            !s1_clash && !s2_clash
+        })
+    }
+
+    fn fresh_ids(
+        &mut self,
+        kind: Kind,
+        asids: &[u16],
+        vmids: &[u16],
+        skip: Option<usize>,
+    ) -> Option<(u16, u16)> {
+        for _ in 0..16 {
+            let (a, v) = (self.g.pick(asids), self.g.pick(vmids));
+            if self.ids_ok(kind, a, v, skip) {
+                return Some((a, v));
+            }
+        }
+        // Deterministic fallback: small distinct values; none when a stream with global mappings
+        // already owns the only VMID tag (no stage 2).
+        (1..64u16).find_map(|v| {
+            (1..64u16)
+                .find(|&a| self.ids_ok(kind, a, v, skip))
+                .map(|a| (a, v))
+        })
+    }
+
+    /// Whether stream `si` may have global mappings: no other stage-1 stream shares its VMID
+    /// tag (§3.17.1, §5.4.1).
+    fn global_ok(&self, si: usize) -> bool {
+        let me = &self.streams[si];
+        self.streams.iter().enumerate().all(|(i, o)| {
+            i == si || o.kind == Kind::S2 || self.vmid_tag(o.vmid) != self.vmid_tag(me.vmid)
+        })
+    }
+
+    fn fresh_asid(&mut self, si: usize, pool: &[u16]) -> u16 {
+        let (kind, vmid) = (self.streams[si].kind, self.streams[si].vmid);
+        for _ in 0..16 {
+            let a = self.g.pick(pool);
+            if self.ids_ok(kind, a, vmid, Some(si)) {
+                return a;
+            }
+        }
+        (1..u16::MAX)
+            .find(|&a| self.ids_ok(kind, a, vmid, Some(si)))
+            .unwrap_or(self.streams[si].asid)
+    }
+
     fn granules(&self) -> Vec<Granule> {
         let mut v = Vec::new();
         if self.p.gran4k {
@@ -474,16 +547,13 @@ impl Gen<'_, '_> {
                 sid = (sid + 1) % 64;
             }
             let kind = self.g.pick(&kinds);
-            // Sharing an ASID or VMID across streams is what tagging bugs need; so is not.
-            let asid = if i > 0 && self.g.chance(1, 3) {
-                self.streams[0].asid
-            } else {
-                self.g.pick(&asids)
-            };
-            let vmid = if i > 0 && self.g.chance(1, 3) {
-                self.streams[0].vmid
-            } else {
-                self.g.pick(&vmids)
+            // Every stream has its own tables, so IDs must stay distinct: CDs with the same
+            // regime, VMID and ASID must describe the same address space (§5.4.1), STEs with
+            // different stage-2 tables need different VMIDs (§3.17.6), and stage-1-only and
+            // stage-2 configurations should not share a VMID (§3.17 note). Breaking that makes
+            // lookups UNPREDICTABLE, which no oracle can judge.
+            let Some((asid, vmid)) = self.fresh_ids(kind, &asids, &vmids, None) else {
+                break;
             };
             let granule = if kind == Kind::S2 {
                 Granule::K4
@@ -511,6 +581,7 @@ impl Gen<'_, '_> {
                 asid,
                 vmid,
                 granule,
+                has_global: false,
             });
             let maps = 1 + self.g.below(4);
             for _ in 0..maps {
@@ -586,8 +657,10 @@ impl Gen<'_, '_> {
         let stage = if s2 { "s2" } else { "s1" };
         let key = if s2 { "ipa" } else { "va" };
         let mut attrs = String::new();
-        if !s2 && self.g.chance(1, 2) {
+        if !s2 && (self.g.chance(1, 2) || !self.global_ok(si)) {
             attrs.push_str(" ng");
+        } else if !s2 {
+            self.streams[si].has_global = true;
         }
         if self.mode == Mode::Raw && self.g.chance(1, 8) {
             attrs.push_str(self.g.pick(&[" ro", " xn", " noaf"]));
@@ -682,9 +755,12 @@ impl Gen<'_, '_> {
                 let target = self.target_for(size);
                 let s = self.streams[m.stream].name.clone();
                 let (stage, key) = if m.s2 { ("s2", "ipa") } else { ("s1", "va") };
-                let ng = if !m.s2 && self.g.chance(1, 2) {
+                let ng = if !m.s2 && (self.g.chance(1, 2) || !self.global_ok(m.stream)) {
                     " ng"
                 } else {
+                    if !m.s2 {
+                        self.streams[m.stream].has_global = true;
+                    }
                     ""
                 };
                 self.line(format!(
@@ -738,13 +814,20 @@ impl Gen<'_, '_> {
                 let s = self.streams[si].clone();
                 let old_asid = s.asid;
                 let other = self.g.pick(&cands);
-                if self.g.chance(1, 2) || other == si {
-                    let asid = self.g.pick(&self.asid_pool());
+                // Adopting tables with global mappings is only consistent when no other stream
+                // shares this stream's VMID tag (§3.17.1, §5.4.1).
+                let globals_clash = self.streams[other].has_global && !self.global_ok(si);
+                if self.g.chance(1, 2) || other == si || globals_clash {
+                    let pool = self.asid_pool();
+                    let asid = self.fresh_asid(si, &pool);
                     self.line(format!("cd {} asid={asid:#x}", s.name));
                     self.streams[si].asid = asid;
                 } else {
                     let o = self.streams[other].name.clone();
                     self.line(format!("cd {} tables={o}", s.name));
+                    if self.streams[other].has_global {
+                        self.streams[si].has_global = true;
+                    }
                 }
                 let mut v = vec![self.cfgi_cd_for(si)];
                 if self.g.chance(1, 2) {

@@ -65,6 +65,7 @@ impl ModelDevice {
             gerror: o.gerror,
             msi_writes: o.msi_writes.iter().map(|w| (w.addr, w.data)).collect(),
             wired_irqs: o.wired_irqs,
+            sev_events: 0,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! any level lets the walk resume from the table it names. Fresh walks always count (a model
 //! with empty caches is a valid implementation, §16.2), so the set is never empty.
 
-use super::context::Ctx;
+use super::context::{subtree_params, Ctx};
 use super::reach::attrs_of;
 use super::stale::{LeafAttrs, Origin, StaleSet, TlbContent};
 use crate::memory::MemRead;
@@ -367,7 +367,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         };
         let asid = Some(ctx.asid);
         // Stale leaves, S1-only and combined, at every level (matched by tag, §3.17.1).
-        for level in p.start_level..=3 {
+        for level in 0..=3u8 {
             for stage in [EntryStage::S1, EntryStage::Combined] {
                 for (e, _) in
                     self.stale
@@ -389,7 +389,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             }
         }
         // Stale walk-cache entries: resume the walk below them.
-        for level in p.start_level..3 {
+        for level in 0..3u8 {
             for (e, _) in self.stale.lookup(
                 ctx.world,
                 EntryStage::S1,
@@ -400,7 +400,12 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                 va,
             ) {
                 if let TlbContent::Table { next } = e.content {
-                    self.s1_walk(ctx, &p, level + 1, next, va, &mut out);
+                    // The cached entry fixes the granule of the walk below it, whatever the
+                    // current configuration says (§3.17: lookups are by tag and address).
+                    if let Some(sp) = subtree_params(Stage::S1, e.tag.granule, level, next) {
+                        let sp = WalkParams { affd: p.affd, ..sp };
+                        self.s1_walk(ctx, &sp, level + 1, next, va, &mut out);
+                    }
                 }
             }
         }
@@ -489,7 +494,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             out.push(Err(F_TRANSLATION));
             return out;
         }
-        for level in p.start_level..=3 {
+        for level in 0..=3u8 {
             for (e, _) in self.stale.lookup(
                 crate::tlb::StreamWorld::NsEl1,
                 EntryStage::S2,
@@ -504,7 +509,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                 }
             }
         }
-        for level in p.start_level..3 {
+        for level in 0..3u8 {
             for (e, _) in self.stale.lookup(
                 crate::tlb::StreamWorld::NsEl1,
                 EntryStage::S2,
@@ -515,7 +520,10 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                 ipa,
             ) {
                 if let TlbContent::Table { next } = e.content {
-                    self.s2_walk(&p, level + 1, next, ipa, &mut out);
+                    if let Some(sp) = subtree_params(Stage::S2, e.tag.granule, level, next) {
+                        let sp = WalkParams { affd: p.affd, ..sp };
+                        self.s2_walk(&sp, level + 1, next, ipa, &mut out);
+                    }
                 }
             }
         }

@@ -444,8 +444,33 @@ impl Model {
                 }
             }
         }
-        if self.stale.complete_sync() {
-            // A stale table or structure went away: what only it reached is no longer cacheable.
+        // Stale configuration removed by this SYNC was usable until it completed, and TLBI and
+        // CFGI are unordered without a SYNC between them: a walk through a still-cached old STE
+        // or CD may refill the TLB after the TLBI was consumed (§4.3.6 note, §4.7.3). So TLB
+        // entries reachable only through that configuration become stale now, and only a later
+        // invalidation removes them. (Configuration itself, and walks through old table
+        // pointers, cannot outlive a completed invalidation: §3.21.1, §3.21.3.)
+        let refill = self.smmuen && self.stale.pending_cfg();
+        let before = if refill {
+            Some(self.current_reach().clone())
+        } else {
+            None
+        };
+        let mut roots = self.stale.complete_cfg();
+        if let Some(before) = before {
+            let after = self.compute_reach();
+            let origin = Origin {
+                event: self.event,
+                pa: 0,
+            };
+            for e in before.tlb.difference(&after.tlb) {
+                self.stale.add_tlb(*e, origin);
+                self.stats.stale_created += 1;
+            }
+        }
+        roots |= self.stale.complete_tlb();
+        if roots {
+            // What only a removed stale table or structure reached is no longer cacheable.
             self.reach = None;
         }
     }

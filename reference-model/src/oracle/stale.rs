@@ -220,17 +220,21 @@ impl StaleSet {
         }
     }
 
+    /// Whether a pending removal covers a configuration structure.
+    pub fn pending_cfg(&self) -> bool {
+        self.cfg.iter().flatten().any(|s| s.killed_by.is_some())
+    }
+
     /// A CMD_SYNC completed: every entry covered by an invalidation consumed before it is gone.
     /// Returns whether a table entry or a configuration structure (a root of reachability) went.
     pub fn complete_sync(&mut self) -> bool {
-        let mut roots = false;
-        for i in 0..self.tlb.len() {
-            if matches!(&self.tlb[i], Some(s) if s.killed_by.is_some()) {
-                roots |= matches!(&self.tlb[i], Some(s) if s.entry.tag.kind == EntryKind::Table);
-                self.remove_tlb(i);
-                self.removed_tlb += 1;
-            }
-        }
+        let c = self.complete_cfg();
+        self.complete_tlb() | c
+    }
+
+    /// The configuration half of [`StaleSet::complete_sync`]; true if anything went.
+    pub fn complete_cfg(&mut self) -> bool {
+        let mut any = false;
         for i in 0..self.cfg.len() {
             if matches!(&self.cfg[i], Some(s) if s.killed_by.is_some()) {
                 if let Some(slot) = self.cfg[i].take() {
@@ -238,8 +242,21 @@ impl StaleSet {
                     self.cfg_free.push(i);
                     self.live_cfg -= 1;
                     self.removed_cfg += 1;
-                    roots = true;
+                    any = true;
                 }
+            }
+        }
+        any
+    }
+
+    /// The TLB half of [`StaleSet::complete_sync`]; true if a table entry went.
+    pub fn complete_tlb(&mut self) -> bool {
+        let mut roots = false;
+        for i in 0..self.tlb.len() {
+            if matches!(&self.tlb[i], Some(s) if s.killed_by.is_some()) {
+                roots |= matches!(&self.tlb[i], Some(s) if s.entry.tag.kind == EntryKind::Table);
+                self.remove_tlb(i);
+                self.removed_tlb += 1;
             }
         }
         roots
