@@ -374,7 +374,14 @@ impl Emulator {
         let mut table = p.table_base;
         let mut tattrs = TableAttrs::default();
         if self.cfg.walk_cache {
-            if let Some(e) = self.walk.lookup(key, va, p.start_level..3) {
+            // Resume only from an entry built with this walk's granule: an entry left from a CD
+            // with another TG0 (changed without a TLBI) describes another table geometry, and
+            // not using a cached entry is always allowed.
+            if let Some(e) = self
+                .walk
+                .lookup(key, va, p.start_level..3)
+                .filter(|e| e.tag.granule == g)
+            {
                 level = e.tag.level + 1;
                 table = e.next;
                 tattrs = e.attrs;
@@ -478,7 +485,11 @@ impl Emulator {
         let mut level = p.start_level;
         let mut table = p.table_base;
         if self.cfg.walk_cache {
-            if let Some(e) = self.walk.lookup(&key, ipa, p.start_level..3) {
+            if let Some(e) = self
+                .walk
+                .lookup(&key, ipa, p.start_level..3)
+                .filter(|e| e.tag.granule == g)
+            {
                 level = e.tag.level + 1;
                 table = e.next;
             }

@@ -188,6 +188,7 @@ impl Model {
 
     fn compute_reach(&mut self) -> Reach {
         let mut r = Reacher::new(&self.mem, &self.sp);
+        r.stale = Some(&self.stale);
         r.stream_table(&self.st);
         let mem = &self.mem;
         let st = &self.st;

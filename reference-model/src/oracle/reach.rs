@@ -169,6 +169,9 @@ pub struct Reacher<'a, M: MemRead + ?Sized> {
     pub mem: &'a M,
     pub sp: &'a SmmuProfile,
     pub out: Reach,
+    /// Stale entries that may still be cached: a nested stage-1 structure stays reachable
+    /// through a cached stage-2 entry after the stage-2 tables stop mapping it.
+    pub stale: Option<&'a StaleSet>,
 }
 
 impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
@@ -177,6 +180,7 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
             mem,
             sp,
             out: Reach::default(),
+            stale: None,
         }
     }
 
@@ -317,7 +321,11 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                 l1cd_addr,
                 l2_index,
             } => {
-                let Some(pa) = self.ipa_to_pa(ctx0.as_ref(), nested, l1cd_addr) else {
+                let Some(pa) = self
+                    .ipa_to_pa(ctx0.as_ref(), nested, l1cd_addr)
+                    .first()
+                    .copied()
+                else {
                     return;
                 };
                 let raw = self.read(pa);
@@ -339,9 +347,12 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                 l1.l2_base(fmt).wrapping_add(l2_index * 64)
             }
         };
-        let Some(pa) = self.ipa_to_pa(ctx0.as_ref(), nested, addr) else {
-            return;
-        };
+        for pa in self.ipa_to_pa(ctx0.as_ref(), nested, addr) {
+            self.cd_at(sid, ste, ssid, pa);
+        }
+    }
+
+    fn cd_at(&mut self, sid: u32, ste: &Ste, ssid: u32, pa: u64) {
         let words = self.read8(pa);
         if words[0] == 0 {
             return;
@@ -379,18 +390,44 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
 
     /// A stage-1 table address is an IPA when stage 2 is on (§3.4): translate it with a fresh
     /// stage-2 walk of current memory.
-    fn ipa_to_pa(&mut self, ctx: Option<&Ctx>, nested: bool, ipa: u64) -> Option<u64> {
+    fn ipa_to_pa(&mut self, ctx: Option<&Ctx>, nested: bool, ipa: u64) -> Vec<u64> {
         if !nested {
-            return Some(ipa);
+            return vec![ipa];
         }
-        let p = ctx?.s2?;
+        let Some(c) = ctx else { return Vec::new() };
+        let Some(p) = c.s2 else { return Vec::new() };
+        let mut out = Vec::new();
         let mut trace = Vec::new();
-        let leaf = walk_stage(self.mem, &p, ipa, &mut trace).ok()?;
+        if let Ok(leaf) = walk_stage(self.mem, &p, ipa, &mut trace) {
+            out.push(leaf.output_address);
+        }
         for s in &trace {
             self.out.pas.insert(s.descriptor_pa & !7);
             self.out.structural.insert(s.descriptor_pa & !7);
         }
-        Some(leaf.output_address)
+        // Still-cached stage-2 leaves for this VMID translate it too (§3.21.1: until a covering
+        // invalidation completes).
+        if let Some(st) = self.stale {
+            for level in 0..=3u8 {
+                for (e, _) in st.lookup(
+                    crate::tlb::StreamWorld::NsEl1,
+                    EntryStage::S2,
+                    EntryKind::Leaf,
+                    c.vmid,
+                    Some(0),
+                    level,
+                    ipa,
+                ) {
+                    if let TlbContent::Leaf { oa, .. } = e.content {
+                        let pa = oa.wrapping_add(ipa.wrapping_sub(e.tag.base));
+                        if !out.contains(&pa) {
+                            out.push(pa);
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Walk every valid descriptor of the table at `level`, recording table and leaf entries.
@@ -406,15 +443,27 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         if level > 3 || !self.budget() {
             return;
         }
-        let g = p.granule;
-        let table_pa = if stage == Stage::S1 {
-            match self.ipa_to_pa(Some(ctx), ctx.nested(), table) {
-                Some(pa) => pa,
-                None => return,
-            }
+        let pas = if stage == Stage::S1 {
+            self.ipa_to_pa(Some(ctx), ctx.nested(), table)
         } else {
-            table
+            vec![table]
         };
+        for table_pa in pas {
+            self.tree_at(ctx, stage, p, level, table_pa, ia_base);
+        }
+    }
+
+    /// [`Reacher::tree`] for a table already located at `table_pa`.
+    fn tree_at(
+        &mut self,
+        ctx: &Ctx,
+        stage: Stage,
+        p: &WalkParams,
+        level: u8,
+        table_pa: u64,
+        ia_base: u64,
+    ) {
+        let g = p.granule;
         let n = table_size(p, level) / 8;
         let step = g.entry_size(level);
         let ci = self.ctx_index(ctx);
