@@ -165,11 +165,20 @@ fn run_is_the_default_and_unknown_backends_are_bad_input() {
     // `run` with no arguments runs the suite on the reference emulator and passes.
     for args in [&[][..], &["run"]] {
         let out = run(args, None);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(" passed, 0 failed"));
     }
     assert_bad_input(&["run", "--backend", "nope"], None, &["nope"]);
-    assert_bad_input(&["run", "--backend", "mutant:nope"], None, &["mutants --list"]);
+    assert_bad_input(
+        &["run", "--backend", "mutant:nope"],
+        None,
+        &["mutants --list"],
+    );
 }
 
 #[test]

@@ -220,11 +220,7 @@ impl Ctx {
                     StreamKind::Nested => self.b.nested_stream(*sid, *asid, *vmid, *granule),
                 }
                 .map_err(|e| e.to_string())?;
-                let s = if *el2 {
-                    self.b.set_strw(s, 0b10)
-                } else {
-                    s
-                };
+                let s = if *el2 { self.b.set_strw(s, 0b10) } else { s };
                 self.streams.insert(name.clone(), (s, *kind));
             }
             CaseStep::Map {

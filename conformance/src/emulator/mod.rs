@@ -117,10 +117,7 @@ struct CmdMem<'a>(&'a Memory, Option<Mutant>);
 
 impl CommandMemory for CmdMem<'_> {
     fn read_command(&self, pa: u64) -> Result<RawCommand, FetchAbort> {
-        let c = RawCommand::new(
-            self.0.read_u64(pa),
-            self.0.read_u64(pa.wrapping_add(8)),
-        );
+        let c = RawCommand::new(self.0.read_u64(pa), self.0.read_u64(pa.wrapping_add(8)));
         if self.1 == Some(Mutant::Cs3Accepted) && c.opcode() == Opcode::Sync && c.get(l::CS) == 0b11
         {
             // MUTANT: the CS decoder looks at CS[0] only, so the Reserved CS=0b11 is fetched as
@@ -210,11 +207,7 @@ impl Emulator {
                 Some(Mutant::ConsPastIll) => legal(),
                 // MUTANT (ReservedRangeAccepted): the Reserved range encoding TG != 0,
                 // NUM == SCALE == TTL == 0 is not checked; it runs as one granule.
-                Some(Mutant::ReservedRangeAccepted)
-                    if is_reserved_range(raw) =>
-                {
-                    legal()
-                }
+                Some(Mutant::ReservedRangeAccepted) if is_reserved_range(raw) => legal(),
                 _ => c,
             }
         };
@@ -364,7 +357,11 @@ impl Device for Emulator {
 fn is_reserved_range(raw: RawCommand) -> bool {
     matches!(
         raw.opcode(),
-        Opcode::TlbiNhVa | Opcode::TlbiNhVaa | Opcode::TlbiEl2Va | Opcode::TlbiEl2Vaa | Opcode::TlbiS2Ipa
+        Opcode::TlbiNhVa
+            | Opcode::TlbiNhVaa
+            | Opcode::TlbiEl2Va
+            | Opcode::TlbiEl2Vaa
+            | Opcode::TlbiS2Ipa
     ) && raw.get(l::TG) != 0
         && raw.get(l::NUM) == 0
         && raw.get(l::SCALE) == 0
