@@ -251,6 +251,14 @@ impl TraceBuilder {
         Ok(s)
     }
 
+    /// Rewrite a stream's STE with STRW = `strw` (§5.2; 0b10 is EL2 or EL2-E2H) before the
+    /// device can have cached it.
+    pub fn set_strw(&mut self, mut s: Stream, strw: u8) -> Stream {
+        s.ste = s.ste.with_strw(strw);
+        self.write_words(s.ste_pa, &s.ste.encode());
+        s
+    }
+
     /// Map the block or page containing `ia` at `level` to `oa`, allocating tables as needed.
     /// Returns the PA of the leaf descriptor.
     pub fn map(

@@ -414,7 +414,31 @@ fn killer(m: Mutant) -> Trace {
         IllegalConsumed => illegal_then_ack(),
         ConsWrapLost => queue_wrap(),
         AckNoResume => illegal_then_ack(),
+        // The newer mutants are killed by the corpus case named in their `kills` line.
+        TtlAssumed => case_trace("scope.case", "range-ttl0-level1-block"),
+        NsnhAllDropped => case_trace("scope.case", "nsnh-all"),
+        Scale5BitDs => case_trace("scope.case", "range-scale-ds"),
+        Tg0Noop => case_trace("scope.case", "nh-va-page"),
+        LeafSkipsLeaf => case_trace("scope.case", "leaf1-removes-leaf"),
+        AsidUpperByteDropped => case_trace("scope.case", "nh-asid-16bit"),
+        ConsPastIll => case_trace("legality.case", "ill-reserved-opcode"),
+        GerrorNotToggled => case_trace("legality.case", "ill-reserved-opcode"),
+        ReservedRangeAccepted => case_trace("legality.case", "ill-tlbi-range-reserved"),
+        Cs3Accepted => case_trace("legality.case", "ill-sync-cs-reserved"),
     }
+}
+
+/// The compiled trace of one corpus case.
+fn case_trace(file: &str, name: &str) -> Trace {
+    let path = smmu_conform::suite::default_cases_dir().join(file);
+    let loaded =
+        smmu_conform::suite::load_file(&path, Some(name)).unwrap_or_else(|e| panic!("{e}"));
+    loaded
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no case {name} in {file}"))
+        .compiled
+        .trace
 }
 
 /// Scenario traces every conformant configuration must pass (with the killers on top).
@@ -606,6 +630,16 @@ killed! {
     illegal_consumed => IllegalConsumed,
     cons_wrap_lost => ConsWrapLost,
     ack_no_resume => AckNoResume,
+    ttl_assumed => TtlAssumed,
+    nsnh_all_dropped => NsnhAllDropped,
+    scale_5bit_ds => Scale5BitDs,
+    tg0_noop => Tg0Noop,
+    leaf_skips_leaf => LeafSkipsLeaf,
+    asid_upper_byte_dropped => AsidUpperByteDropped,
+    cons_past_ill => ConsPastIll,
+    gerror_not_toggled => GerrorNotToggled,
+    reserved_range_accepted => ReservedRangeAccepted,
+    cs3_accepted => Cs3Accepted,
 }
 
 /// Garbage in: memory, registers, commands and probes from a fixed pseudo-random stream never

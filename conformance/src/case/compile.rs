@@ -201,6 +201,7 @@ impl Ctx {
                 asid,
                 vmid,
                 granule,
+                el2,
             } => {
                 if self.streams.contains_key(name) {
                     return Err(format!("stream '{name}' is declared twice"));
@@ -219,6 +220,7 @@ impl Ctx {
                     StreamKind::Nested => self.b.nested_stream(*sid, *asid, *vmid, *granule),
                 }
                 .map_err(|e| e.to_string())?;
+                let s = if *el2 { self.b.set_strw(s, 0b10) } else { s };
                 self.streams.insert(name.clone(), (s, *kind));
             }
             CaseStep::Map {
@@ -294,6 +296,7 @@ impl Ctx {
                 stream,
                 asid,
                 tables,
+                fresh,
             } => {
                 let (s, _) = self.stream(stream)?;
                 let (cd_pa, cd) = match (s.cd_pa, s.cd) {
@@ -315,7 +318,26 @@ impl Ctx {
                     64 - p.input_bits,
                     p.granule,
                 );
-                self.b.write_words(cd_pa, &new.encode());
+                if *fresh {
+                    // A CD no SMMU can have cached, then one single-copy-atomic write of STE
+                    // word 0 (S1ContextPtr) to switch to it (§3.21.3).
+                    let new_pa = self.b.alloc(64, 64).map_err(|e| e.to_string())?;
+                    self.b.write_words(new_pa, &new.encode());
+                    let mut ste = s.ste;
+                    ste.s1_context_ptr = new_pa;
+                    self.b.write(s.ste_pa, ste.encode()[0]);
+                    s.ste = ste;
+                    s.cd_pa = Some(new_pa);
+                } else {
+                    // In place, only the words that change: an ASID-only change is one
+                    // single-copy-atomic write of word 0; more words can be seen torn.
+                    let old = cd.encode();
+                    for (i, w) in new.encode().iter().enumerate() {
+                        if *w != old[i] {
+                            self.b.write(cd_pa + 8 * i as u64, *w);
+                        }
+                    }
+                }
                 s.cd = Some(new);
                 s.s1 = Some(p);
                 self.streams.get_mut(stream).expect("checked").0 = s;

@@ -109,6 +109,8 @@ pub enum CaseStep {
         asid: u16,
         vmid: u16,
         granule: Granule,
+        /// `el2`: STE.STRW = 0b10 (EL2 or EL2-E2H StreamWorld, §5.2), stage-1 streams only.
+        el2: bool,
     },
     Map {
         stream: String,
@@ -136,6 +138,10 @@ pub enum CaseStep {
         stream: String,
         asid: Option<u16>,
         tables: Option<String>,
+        /// `fresh`: build the new CD at a never-used address and switch the STE's
+        /// S1ContextPtr to it with one 64-bit write of STE word 0 (§3.21.3); otherwise the CD
+        /// is rewritten in place, one 64-bit write per word that changes.
+        fresh: bool,
     },
     Ste {
         stream: String,

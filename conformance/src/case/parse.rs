@@ -241,15 +241,20 @@ fn parse_step(kw: &str, args: &[&str]) -> R<CaseStep> {
             let a = Args::new(
                 rest,
                 &["sid", "asid", "vmid", "granule"],
-                &["s1", "s2", "nested"],
+                &["s1", "s2", "nested", "el2"],
                 kw,
             )?;
-            let kind = match a.flags.as_slice() {
+            let el2 = a.flag("el2");
+            let kinds: Vec<&str> = a.flags.iter().copied().filter(|f| *f != "el2").collect();
+            let kind = match kinds.as_slice() {
                 ["s1"] => StreamKind::S1,
                 ["s2"] => StreamKind::S2,
                 ["nested"] => StreamKind::Nested,
                 _ => return Err("`stream` needs exactly one of s1, s2, nested".into()),
             };
+            if el2 && kind != StreamKind::S1 {
+                return Err("`el2` streams are stage-1 only (STRW applies to Config = S1 translate)".into());
+            }
             let sid = a.num("sid", kw)?;
             let granule = match a.get("granule").unwrap_or("4k") {
                 "4k" => Granule::K4,
@@ -267,6 +272,7 @@ fn parse_step(kw: &str, args: &[&str]) -> R<CaseStep> {
                 asid: u16_of(a.num_or("asid", 0)?, "asid")?,
                 vmid: u16_of(a.num_or("vmid", 0)?, "vmid")?,
                 granule,
+                el2,
             }
         }
         "map" | "remap" => {
@@ -333,7 +339,7 @@ fn parse_step(kw: &str, args: &[&str]) -> R<CaseStep> {
         "enable" | "disable" => return Err(format!("`{kw}` takes no arguments")),
         "cd" => {
             let (name, rest) = name_and_rest(args, kw)?;
-            let a = Args::new(rest, &["asid", "tables"], &[], kw)?;
+            let a = Args::new(rest, &["asid", "tables"], &["fresh"], kw)?;
             if a.kv.is_empty() {
                 return Err("`cd` needs asid=N and/or tables=STREAM".into());
             }
@@ -341,6 +347,7 @@ fn parse_step(kw: &str, args: &[&str]) -> R<CaseStep> {
                 stream: name.to_string(),
                 asid: a.get("asid").map(num).transpose()?.map(|v| u16_of(v, "asid")).transpose()?,
                 tables: a.get("tables").map(str::to_string),
+                fresh: a.flag("fresh"),
             }
         }
         "ste" => {

@@ -57,6 +57,12 @@ impl InvCtx {
     }
     fn asid_eq(&self, entry: u16, cmd: u64) -> bool {
         let mask = if self.asid16 { 0xffff } else { 0xff };
+        // MUTANT (AsidUpperByteDropped): the command's ASID is cut to ASID[7:0].
+        let cmd = if self.is(Mutant::AsidUpperByteDropped) {
+            cmd & 0xff
+        } else {
+            cmd
+        };
         u64::from(entry) & mask == cmd & mask
     }
 }
@@ -77,11 +83,14 @@ struct AddrRange {
     point: bool,
     /// TG != 0 and TTL != 0: the hinted level (only the TTL mutant looks at it).
     ttl: Option<u8>,
+    /// The TTL field is 0, level unknown (only the ttl-assumed mutant looks at it).
+    ttl_zero: bool,
 }
 
 impl AddrRange {
     fn of(cmd: RawCommand, field: Field, ctx: &InvCtx) -> AddrRange {
         let addr = cmd.address(field);
+        let ttl_zero = cmd.get(l::TTL) == 0;
         // Without RIL the range fields are RES0 (§4.4.1.1): treat as TG = 0.
         let tg = if ctx.ril { cmd.get(l::TG) as u8 } else { 0 };
         let Some(g) = Granule::from_tg_field(tg) else {
@@ -91,11 +100,17 @@ impl AddrRange {
                 end: u128::from(addr) + 1,
                 point: true,
                 ttl: None,
+                ttl_zero,
             };
         };
         let num = cmd.get(l::NUM);
         // SCALE is 6 bits with DS, else 5 (bit 25 RES0); values above 39 act as 39 (§4.4.1.1).
-        let scale_mask = if ctx.ds { 0x3f } else { 0x1f };
+        let scale_mask = if ctx.ds && !ctx.is(Mutant::Scale5BitDs) {
+            0x3f
+        } else {
+            // MUTANT (Scale5BitDs): SCALE read as 5 bits whatever IDR5.DS says.
+            0x1f
+        };
         let mut scale = (cmd.get(l::SCALE) & scale_mask).min(39) as u32;
         let mut count = u128::from(num) + 1;
         if ctx.is(Mutant::RangeNumNotPlusOne) {
@@ -121,10 +136,19 @@ impl AddrRange {
             end: u128::from(start) + bytes,
             point: false,
             ttl: (ttl != 0).then_some(ttl),
+            ttl_zero,
         }
     }
 
     fn hits(&self, tag: &Tag, ctx: &InvCtx, leaf: bool) -> bool {
+        if self.point && ctx.is(Mutant::Tg0Noop) {
+            // MUTANT: a non-range (TG=0) invalidation is dropped.
+            return false;
+        }
+        if leaf && self.ttl_zero && ctx.is(Mutant::TtlAssumed) && tag.level != 3 {
+            // MUTANT: TTL=0 (level unknown) taken as the last level: blocks survive.
+            return false;
+        }
         if self.point && ctx.is(Mutant::VaExactBase) {
             // MUTANT: exact base comparison instead of containment.
             return tag.base == self.start;
@@ -192,7 +216,13 @@ pub fn apply(cmd: RawCommand, ctx: &InvCtx, c: &mut Caches<'_>) {
         Opcode::TlbiNhVa | Opcode::TlbiNhVaa => {
             let r = AddrRange::of(cmd, l::VA, ctx);
             let vaa = cmd.opcode() == Opcode::TlbiNhVaa;
+            // MUTANT (LeafSkipsLeaf): Leaf=1 inverted, the leaf entries are left and only the
+            // walk cache is cleaned.
+            let leaf_inverted = leaf_flag && ctx.is(Mutant::LeafSkipsLeaf);
             c.tlb.remove_if(|t| {
+                if leaf_inverted {
+                    return false;
+                }
                 if t.world != World::NsEl1 || !s1_stage(t.stage) || !ctx.vmid_eq(t.vmid, vmid) {
                     return false;
                 }
@@ -209,7 +239,7 @@ pub fn apply(cmd: RawCommand, ctx: &InvCtx, c: &mut Caches<'_>) {
                 };
                 asid_ok && r.hits(t, ctx, true)
             });
-            if !leaf_flag && !ctx.is(Mutant::Leaf0KeepsWalkCache) {
+            if (!leaf_flag || leaf_inverted) && !ctx.is(Mutant::Leaf0KeepsWalkCache) {
                 c.walk.remove_if(|t| {
                     t.world == World::NsEl1
                         && s1_stage(t.stage)
@@ -283,6 +313,10 @@ pub fn apply(cmd: RawCommand, ctx: &InvCtx, c: &mut Caches<'_>) {
         }
         // §4.4.4.1: every NS-EL1 entry, all VMIDs, all stages.
         Opcode::TlbiNsnhAll => {
+            if ctx.is(Mutant::NsnhAllDropped) {
+                // MUTANT: unhandled.
+                return;
+            }
             let skip_s2 = ctx.is(Mutant::NsnhAllSkipsS2);
             let sel = |t: &Tag| {
                 t.world == World::NsEl1

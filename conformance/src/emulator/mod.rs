@@ -30,7 +30,8 @@ use crate::layout::{CMDQ_BASE, CMDQ_LOG2SIZE};
 use config_cache::ConfigCache;
 use invalidate::{Caches, InvCtx};
 pub use mutant::{Mutant, MutantClass};
-use smmu_model::classify::{Classification, Classifier};
+use smmu_model::classify::{Classification, Classifier, Verdict};
+use smmu_model::command::layout as l;
 use smmu_model::command::{Opcode, RawCommand};
 use smmu_model::memory::{MemRead, Memory};
 use smmu_model::oracle::context::smmu_profile;
@@ -112,14 +113,18 @@ impl EmulatorConfig {
 }
 
 /// Command fetches read the emulator's own memory (two little-endian words per entry).
-struct CmdMem<'a>(&'a Memory);
+struct CmdMem<'a>(&'a Memory, Option<Mutant>);
 
 impl CommandMemory for CmdMem<'_> {
     fn read_command(&self, pa: u64) -> Result<RawCommand, FetchAbort> {
-        Ok(RawCommand::new(
-            self.0.read_u64(pa),
-            self.0.read_u64(pa.wrapping_add(8)),
-        ))
+        let c = RawCommand::new(self.0.read_u64(pa), self.0.read_u64(pa.wrapping_add(8)));
+        if self.1 == Some(Mutant::Cs3Accepted) && c.opcode() == Opcode::Sync && c.get(l::CS) == 0b11
+        {
+            // MUTANT: the CS decoder looks at CS[0] only, so the Reserved CS=0b11 is fetched as
+            // SIG_IRQ (0b01) and the SYNC completes instead of raising CERROR_ILL.
+            return Ok(c.with(l::CS, 0b01));
+        }
+        Ok(c)
     }
 }
 
@@ -193,7 +198,18 @@ impl Emulator {
                 // MUTANT: the legality check is skipped; ILLEGAL commands run as no-ops.
                 return legal();
             }
-            c
+            if !matches!(c.verdict, Verdict::Illegal(_)) {
+                return c;
+            }
+            match mutant {
+                // MUTANT (ConsPastIll): an ILLEGAL command passes the check so that CONS moves
+                // past it; `on_cmd` below then skips it.
+                Some(Mutant::ConsPastIll) => legal(),
+                // MUTANT (ReservedRangeAccepted): the Reserved range encoding TG != 0,
+                // NUM == SCALE == TTL == 0 is not checked; it runs as one granule.
+                Some(Mutant::ReservedRangeAccepted) if is_reserved_range(raw) => legal(),
+                _ => c,
+            }
         };
         let Emulator {
             mem,
@@ -207,6 +223,12 @@ impl Emulator {
         let mut caches = Caches { tlb, walk, config };
         let mut on_cmd = |_rd: u32, cmd: RawCommand, _cls: &Classification| -> CmdAction {
             let op = cmd.opcode();
+            if mutant == Some(Mutant::ConsPastIll)
+                && matches!(classifier.classify(cmd).verdict, Verdict::Illegal(_))
+            {
+                // MUTANT (ConsPastIll): the ILLEGAL command is skipped, not executed.
+                return CmdAction::Continue;
+            }
             if mutant == Some(Mutant::SyncEarly) {
                 // MUTANT: invalidations are queued and applied one CMD_SYNC late, so a SYNC
                 // completes before the invalidations ahead of it.
@@ -223,7 +245,7 @@ impl Emulator {
             invalidate::apply(cmd, &ctx, &mut caches);
             CmdAction::Continue
         };
-        let res = queue.process(&CmdMem(mem), self.cfg.res0, &classify, &mut on_cmd);
+        let res = queue.process(&CmdMem(mem, mutant), self.cfg.res0, &classify, &mut on_cmd);
         let mut obs = QueueObservation {
             cons: queue.read_cons(),
             gerror: queue.read_gerror(),
@@ -244,6 +266,11 @@ impl Emulator {
             if s.signal == SyncSignal::Sev {
                 obs.sev_events += 1;
             }
+        }
+        if mutant == Some(Mutant::GerrorNotToggled) {
+            // MUTANT: GERROR.CMDQ_ERR is reported as it was before the error (equal to
+            // GERRORN.CMDQ_ERR), although CONS.ERR is written and consumption stopped.
+            obs.gerror = (obs.gerror & !1) | (queue.read_gerrorn() & 1);
         }
         if mutant == Some(Mutant::ConsWrapLost) {
             // MUTANT: the wrap flag (bit QS of CONS.RD) is not reported.
@@ -328,4 +355,20 @@ impl Device for Emulator {
     fn probe(&mut self, probe: &Probe) -> Result<Observation, HarnessError> {
         Ok(self.translate(probe))
     }
+}
+
+/// TG != 0 with NUM == SCALE == TTL == 0 on an address TLBI: the Reserved range encoding
+/// (§4.4.1.1), for [`Mutant::ReservedRangeAccepted`].
+fn is_reserved_range(raw: RawCommand) -> bool {
+    matches!(
+        raw.opcode(),
+        Opcode::TlbiNhVa
+            | Opcode::TlbiNhVaa
+            | Opcode::TlbiEl2Va
+            | Opcode::TlbiEl2Vaa
+            | Opcode::TlbiS2Ipa
+    ) && raw.get(l::TG) != 0
+        && raw.get(l::NUM) == 0
+        && raw.get(l::SCALE) == 0
+        && raw.get(l::TTL) == 0
 }

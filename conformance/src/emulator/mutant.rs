@@ -144,6 +144,39 @@ mutants! {
     /// Acknowledging CMDQ_ERR does not restart consumption.
     AckNoResume = "ack-no-resume", Queue,
         "toggling GERRORN.CMDQ_ERR does not restart command consumption";
+    /// TTL == 0 (level unknown) is taken as the last level: only level-3 leaf entries go, so
+    /// level-1/2 blocks survive (Linux 2023, the seed thread: removing a level-1 table with the
+    /// level-3 granule's TTL).
+    TtlAssumed = "ttl-assumed", Range,
+        "address TLBIs with TTL=0 (level unknown) remove only level-3 leaf entries, as if TTL named the last level";
+    /// TLBI_NSNH_ALL is not handled at all.
+    NsnhAllDropped = "nsnh-all-dropped", TlbScope,
+        "CMD_TLBI_NSNH_ALL is consumed but does nothing";
+    /// SCALE is read as 5 bits even when IDR5.DS == 1 makes it 6 bits (§4.4.1.1).
+    Scale5BitDs = "scale-5bit-ds", Range,
+        "range TLBIs read SCALE as 5 bits [24:20] even when IDR5.DS == 1 (SCALE >= 32 wraps)";
+    /// Non-range (TG=0) address TLBIs are dropped (seed thread: TG=0 must not be dropped).
+    Tg0Noop = "tg0-noop", TlbScope,
+        "address TLBIs with TG=0 (non-range) remove nothing";
+    /// Leaf=1 inverted: only walk-cache entries go, the leaf entries stay.
+    LeafSkipsLeaf = "leaf-skips-leaf", TlbScope,
+        "address TLBIs with Leaf=1 remove walk-cache entries and leave the leaf entries";
+    /// The command's ASID is truncated to 8 bits before matching 16-bit ASIDs.
+    AsidUpperByteDropped = "asid-upper-byte-dropped", Lookup,
+        "TLBI commands keep only ASID[7:0], so 16-bit ASIDs above 0xff are never matched";
+    /// An ILLEGAL command is skipped: CONS moves past it and processing goes on, with no error.
+    ConsPastIll = "cons-past-ill", Queue,
+        "an ILLEGAL command is skipped: CONS advances past it, processing continues, no CERROR_ILL";
+    /// CONS.ERR is written and consumption stops, but GERROR.CMDQ_ERR is not toggled.
+    GerrorNotToggled = "gerror-not-toggled", Queue,
+        "on a command error CONS.ERR is written and CONS stops, but GERROR.CMDQ_ERR is not toggled";
+    /// TG != 0 with NUM == SCALE == TTL == 0 is run as one granule (Linux 6.6 built it; HiSilicon
+    /// hardware rejected it with CERROR_ILL).
+    ReservedRangeAccepted = "reserved-range-accepted", Queue,
+        "the Reserved range encoding TG!=0, NUM=SCALE=TTL=0 is accepted as one granule instead of CERROR_ILL";
+    /// CMD_SYNC with CS == 0b11 completes (as SIG_IRQ) instead of CERROR_ILL (openvmm audit).
+    Cs3Accepted = "cs3-accepted", Queue,
+        "CMD_SYNC with the Reserved CS=0b11 completes like SIG_IRQ instead of raising CERROR_ILL";
 }
 
 impl std::fmt::Display for Mutant {
