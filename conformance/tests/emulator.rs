@@ -402,11 +402,13 @@ fn killer(m: Mutant) -> Trace {
         RangeIgnoresScale => {
             s1_second_page_with(&[nh_va(VMID, ASID, range(VA, 1, 0, 1, 0)), sync()])
         }
-        CfgiSteKeepsCd => new_cd_with(&[cfgi_ste(SID), nh_all(VMID), sync()]),
+        // CFGI, SYNC, TLBI, SYNC: without the first SYNC the still-cached old CD may refill the
+        // TLB after the TLBI (§4.3.6 note), and the old translation stays allowed.
+        CfgiSteKeepsCd => new_cd_with(&[cfgi_ste(SID), sync(), nh_all(VMID), sync()]),
         CfgiRangeUnaligned => ste_abort_with(&[cfgi_ste_range(SID + 1, 0), sync()]),
         CfgiAllOverflow => ste_abort_with(&[Command::cfgi_all().encode(), sync()]),
-        CfgiCdIgnored => new_cd_with(&[cfgi_cd(SID, 0), nh_all(VMID), sync()]),
-        CfgiCdAllIgnored => new_cd_with(&[cfgi_cd_all(SID), nh_all(VMID), sync()]),
+        CfgiCdIgnored => new_cd_with(&[cfgi_cd(SID, 0), sync(), nh_all(VMID), sync()]),
+        CfgiCdAllIgnored => new_cd_with(&[cfgi_cd_all(SID), sync(), nh_all(VMID), sync()]),
         TlbIgnoresAsid => two_streams((1, 2), (VMID, VMID)),
         TlbIgnoresVmid => two_streams((1, 1), (1, 2)),
         SyncEarly => s1_remap_with(false, &[nh_va(VMID, ASID, inv(VA, true)), sync()]),
