@@ -13,6 +13,8 @@
 //! with a [`HarnessError`]: that is the harness not being able to do its job (crash, timeout,
 //! protocol nonsense), always kept apart from a violation of the architecture.
 
+pub mod qemu;
+
 use serde::{Deserialize, Serialize};
 use smmu_model::command::RawCommand;
 use smmu_model::oracle::{Observation, Probe};
