@@ -67,10 +67,10 @@ pub fn script_lines() -> Vec<String> {
     ]
 }
 
-/// Run the SCRIPT fetched from `script_iova`, loading 4 bytes from `src_iova`. Returns the
-/// loaded word, or `None` when the SCRIPT did not reach its INT (its own fetch failed).
-pub fn load32(q: &mut Qtest, script_iova: u32, src_iova: u32) -> Result<Option<u32>, HarnessError> {
-    let lines = vec![
+/// Lines that run the SCRIPT fetched from `script_iova`, loading 4 bytes from `src_iova`, and
+/// read back DSTAT (index 3 of the replies) and SCRATCHA (index 5); see [`load32_result`].
+pub fn load32_lines(script_iova: u32, src_iova: u32) -> Vec<String> {
+    vec![
         qtest::writel(SCRIPT_PA + 4, src_iova),
         qtest::writel(LSI_BAR1 + SCRATCHA, 0),
         qtest::writel(LSI_BAR1 + DSP, script_iova),
@@ -78,9 +78,13 @@ pub fn load32(q: &mut Qtest, script_iova: u32, src_iova: u32) -> Result<Option<u
         qtest::readb(LSI_BAR1 + DSTAT),
         qtest::readb(LSI_BAR1 + ISTAT0),
         qtest::readl(LSI_BAR1 + SCRATCHA),
-    ];
-    let r = q.batch(&lines, "lsi53c895a probe")?;
-    let dstat = r.get(3).copied().flatten().unwrap_or(0);
-    let v = r.get(5).copied().flatten().unwrap_or(0) as u32;
-    Ok((dstat & DSTAT_SIR != 0).then_some(v))
+    ]
+}
+
+/// The loaded word from the replies to [`load32_lines`], or `None` when the SCRIPT did not
+/// reach its INT (its own fetch failed).
+pub fn load32_result(replies: &[Option<u64>]) -> Option<u32> {
+    let dstat = replies.get(3).copied().flatten().unwrap_or(0);
+    let v = replies.get(5).copied().flatten().unwrap_or(0) as u32;
+    (dstat & DSTAT_SIR != 0).then_some(v)
 }

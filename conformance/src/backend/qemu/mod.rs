@@ -239,29 +239,25 @@ impl QemuDevice {
         out
     }
 
-    /// New event records since the last look: (event id, StreamID, input address).
-    fn events(&mut self) -> Result<Vec<(u8, u32, u64)>, HarnessError> {
-        let prod = self.q.readl(reg(smmu::EVENTQ_PROD), "EVENTQ_PROD read")?;
+    /// Event records between EVENTQ_PROD values `from` and `to`: (event id, StreamID).
+    fn events_between(&mut self, from: u32, to: u32) -> Result<Vec<(u8, u32)>, HarnessError> {
         let mask = (2u32 << EVENTQ_LOG2SIZE) - 1;
-        let prod = prod & mask;
+        let (mut c, to) = (from & mask, to & mask);
         let mut lines = Vec::new();
-        let mut c = self.evq_cons & mask;
-        let mut n = 0;
-        while c != prod && n <= (1 << EVENTQ_LOG2SIZE) {
+        while c != to && lines.len() < (1 << EVENTQ_LOG2SIZE) {
             let pa = EVENTQ_PA + 32 * u64::from(c & ((1 << EVENTQ_LOG2SIZE) - 1));
             lines.push(qtest::readq(pa));
-            lines.push(qtest::readq(pa + 16));
             c = (c + 1) & mask;
-            n += 1;
         }
-        lines.push(qtest::writel(reg(smmu::EVENTQ_CONS), prod));
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
         let r = self.q.batch(&lines, "event queue read")?;
-        self.evq_cons = prod;
-        Ok(r[..r.len() - 1]
-            .chunks(2)
+        // Event record word 0: event number [7:0], StreamID [63:32] (§7.3).
+        Ok(r.iter()
             .map(|w| {
-                let w0 = w[0].unwrap_or(0);
-                (w0 as u8, (w0 >> 32) as u32, w[1].unwrap_or(0))
+                let w0 = w.unwrap_or(0);
+                (w0 as u8, (w0 >> 32) as u32)
             })
             .collect())
     }
@@ -399,7 +395,9 @@ impl Device for QemuDevice {
     }
 
     fn write(&mut self, pa: u64, value: u64) -> Result<(), HarnessError> {
-        self.q.writeq(pa, value, "memory write")?;
+        // Deferred: sent with the next batch (every later step is one), so a trace's memory
+        // writes cost no round trip each.
+        self.q.defer(qtest::writeq(pa, value), "memory write")?;
         self.shadow.write_u64(pa, value);
         let page = pa & !(PAGE - 1);
         self.trace_pages.insert(page);
@@ -506,12 +504,21 @@ impl Device for QemuDevice {
                 self.dirty_pages.insert(p);
             }
         }
-        // Forget older events so the ones read after the DMA are this probe's.
-        self.events()?;
+        // One batch per probe: consume the events seen so far (EVENTQ_CONS), note EVENTQ_PROD,
+        // run the DMA, read EVENTQ_PROD again; records in between are this probe's.
         let page = probe.addr & !(PAGE - 1);
-        let loaded = dma::load32(&mut self.q, script as u32, page as u32)?;
-        let events = self.events()?;
-        let Some(v) = loaded else {
+        let mut lines = vec![
+            qtest::writel(reg(smmu::EVENTQ_CONS), self.evq_cons),
+            qtest::readl(reg(smmu::EVENTQ_PROD)),
+        ];
+        lines.extend(dma::load32_lines(script as u32, page as u32));
+        lines.push(qtest::readl(reg(smmu::EVENTQ_PROD)));
+        let r = self.q.batch(&lines, "lsi53c895a probe")?;
+        let n = r.len();
+        let before = r[1].unwrap_or(0) as u32;
+        let after = r[n - 1].unwrap_or(0) as u32;
+        self.evq_cons = after & ((2u32 << EVENTQ_LOG2SIZE) - 1);
+        let Some(v) = dma::load32_result(&r[2..n - 1]) else {
             return Ok(Observation::CannotObserve);
         };
         if v & TAG_MASK == TAG {
@@ -522,7 +529,8 @@ impl Device for QemuDevice {
         }
         // A faulting read returns zeros, and QEMU may retry it in pieces, recording several
         // events: the first one of this StreamID is the probe's (method notes).
-        if let Some(&(id, _, _)) = events.iter().find(|e| e.1 == dma::LSI_SID) {
+        let events = self.events_between(before, after)?;
+        if let Some(&(id, _)) = events.iter().find(|e| e.1 == dma::LSI_SID) {
             return Ok(Observation::Fault { event: Some(id) });
         }
         Ok(Observation::CannotObserve)

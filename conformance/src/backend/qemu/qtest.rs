@@ -24,6 +24,9 @@ pub struct Qtest {
     /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`].
     irqs_raised: Vec<u32>,
     pid: u32,
+    /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
+    /// per trace memory write. Bounded by [`CHUNK_LINES`].
+    deferred: Vec<String>,
 }
 
 impl Qtest {
@@ -41,6 +44,7 @@ impl Qtest {
             timeout,
             irqs_raised: Vec::new(),
             pid,
+            deferred: Vec::new(),
         })
     }
 
@@ -93,9 +97,34 @@ impl Qtest {
         }
     }
 
-    /// Send `lines` (without newlines), return the value of each reply (`None` for a bare
-    /// `OK`). The whole batch shares one deadline of `timeout` per chunk.
+    /// Queue a line whose reply is a bare `OK`, sent ahead of the next batch (or now, once
+    /// [`CHUNK_LINES`] are waiting). A failure surfaces at that batch.
+    pub fn defer(&mut self, line: String, during: &str) -> Result<(), HarnessError> {
+        self.deferred.push(line);
+        if self.deferred.len() >= CHUNK_LINES {
+            self.batch(&[], during)?;
+        }
+        Ok(())
+    }
+
+    /// Send the deferred lines then `lines` (without newlines), return the value of each reply
+    /// to `lines` (`None` for a bare `OK`). Each chunk has its own deadline of `timeout`.
     pub fn batch(
+        &mut self,
+        lines: &[String],
+        during: &str,
+    ) -> Result<Vec<Option<u64>>, HarnessError> {
+        if self.deferred.is_empty() {
+            return self.batch_now(lines, during);
+        }
+        let skip = self.deferred.len();
+        let mut all = std::mem::take(&mut self.deferred);
+        all.extend_from_slice(lines);
+        let mut r = self.batch_now(&all, during)?;
+        Ok(r.split_off(skip))
+    }
+
+    fn batch_now(
         &mut self,
         lines: &[String],
         during: &str,
