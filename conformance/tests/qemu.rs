@@ -212,3 +212,35 @@ fn missing_binary_is_a_setup_error() {
         .unwrap();
     assert!(matches!(e, HarnessError::Setup(_)), "{e}");
 }
+
+#[test]
+fn an_error_left_active_does_not_leak_into_the_next_case() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let mut d = QemuDevice::spawn(&bin, "virt", TIMEOUT).unwrap();
+    // A reserved opcode raises CERROR_ILL (§4.1.1) and the case ends with it active.
+    let mut b = TraceBuilder::new();
+    b.submit(&[RawCommand::new(0x0b, 0), SYNC]);
+    let r = run(&mut d, &b.finish(), RunOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    for _ in 0..2 {
+        let mut b = TraceBuilder::new();
+        b.submit(&[SYNC]);
+        let r = run(&mut d, &b.finish(), RunOptions::default()).unwrap();
+        assert!(r.findings.is_empty(), "{:#?}", r.findings);
+        let o = d.submit(&[SYNC]).unwrap();
+        assert_eq!((o.cons, o.gerror), (2, 0));
+    }
+}
+
+#[test]
+fn sync_with_sig_irq_raises_the_wired_interrupt() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let mut d = QemuDevice::spawn(&bin, "virt", TIMEOUT).unwrap();
+    d.reset().unwrap();
+    // CS = SIG_IRQ (0b01, DW0[13:12]) with MSIAddress == 0: the wired interrupt (§4.7.3).
+    let o = d.submit(&[RawCommand::new(0x46 | (1 << 12), 0)]).unwrap();
+    assert_eq!(o.cons, 1);
+    assert_eq!(o.wired_irqs, 1);
+    let o = d.submit(&[SYNC]).unwrap();
+    assert_eq!(o.wired_irqs, 0);
+}

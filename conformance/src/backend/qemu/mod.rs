@@ -80,7 +80,17 @@ pub struct QemuDevice {
     targets: BTreeSet<u64>,
     tagged: BTreeSet<u64>,
     evq_cons: u32,
+    /// GERRORN as left by the last reset. GERROR/GERRORN are toggle registers that only a
+    /// real SMMU reset zeroes (§6.3.19, §6.3.20): a reset in the same process can only make
+    /// them equal. The harness starts every trace from GERROR = GERRORN = 0, so GERROR is
+    /// reported relative to this baseline (XOR): the same active/inactive state, every bit.
+    gerror_base: u32,
 }
+
+/// The GIC input the SMMU's CMD_SYNC wired interrupt drives on `virt` (SPI 76, method notes).
+const CMD_SYNC_IRQ: u32 = 76;
+/// The GIC as qtest names it for `irq_intercept_in` on this command line (method notes).
+const GIC_PATH: &str = "/machine/unattached/device[1]";
 
 fn setup_err(e: HarnessError, what: &str) -> HarnessError {
     match e {
@@ -147,9 +157,16 @@ impl QemuDevice {
             targets: BTreeSet::new(),
             tagged: BTreeSet::new(),
             evq_cons: 0,
+            gerror_base: 0,
         };
         dma::check_present(&mut d.q).map_err(|e| setup_err(e, "lsi53c895a"))?;
         d.q.batch(&dma::pci_setup_lines(), "PCI setup")?;
+        // Wired interrupts arrive as asynchronous `IRQ raise N` lines from now on.
+        d.q.batch(
+            &[format!("irq_intercept_in {GIC_PATH}")],
+            "GIC interception",
+        )
+        .map_err(|e| setup_err(e, "GIC interception"))?;
         d.reset()?;
         Ok(d)
     }
@@ -170,10 +187,19 @@ impl QemuDevice {
         )?;
         Ok(QueueObservation {
             cons: r[0].unwrap_or(0) as u32,
-            gerror: r[1].unwrap_or(0) as u32,
+            gerror: r[1].unwrap_or(0) as u32 ^ self.gerror_base,
             msi_writes: Vec::new(),
-            wired_irqs: 0,
+            wired_irqs: self.sync_irqs(),
         })
+    }
+
+    /// CMD_SYNC interrupts raised since the last call (QEMU pulses the line, §4.7.3).
+    fn sync_irqs(&mut self) -> u32 {
+        self.q
+            .take_irqs()
+            .iter()
+            .filter(|&&n| n == CMD_SYNC_IRQ)
+            .count() as u32
     }
 
     /// Where the SCRIPT can be fetched from with SID 0x10's current configuration, mapping it
@@ -363,7 +389,8 @@ impl Device for QemuDevice {
         let r = self.q.batch(&lines, "SMMU reset invalidation")?;
         let n = r.len();
         let (cons, gerror) = (r[n - 2].unwrap_or(0) as u32, r[n - 1].unwrap_or(0) as u32);
-        if cons != prod || gerror & 1 != 0 {
+        let gerrorn = self.q.readl(reg(smmu::GERRORN), "GERRORN read")?;
+        if cons != prod || (gerror ^ gerrorn) & 1 != 0 {
             return Err(HarnessError::Protocol {
                 backend: self.name.clone(),
                 during: "SMMU reset invalidation".into(),
@@ -383,6 +410,7 @@ impl Device for QemuDevice {
         )?;
         smmu::write_cr0(&mut self.q, CR0_CMDQEN | CR0_EVENTQEN)?;
         self.prod = 0;
+        self.gerror_base = gerrorn;
         let obs = self.queue_obs("SMMU reset")?;
         if obs.cons != 0 {
             return Err(HarnessError::Protocol {
@@ -434,6 +462,7 @@ impl Device for QemuDevice {
     fn submit(&mut self, commands: &[RawCommand]) -> Result<QueueObservation, HarnessError> {
         // QEMU consumes inside the PROD write, so CONS and GERROR read right after it are the
         // settled state (method notes, "Programming sequence" 6).
+        self.sync_irqs();
         let (mut lines, prod) = smmu::enqueue_lines(self.prod, commands);
         lines.push(qtest::readl(reg(smmu::CMDQ_CONS)));
         lines.push(qtest::readl(reg(smmu::GERROR)));
@@ -442,9 +471,9 @@ impl Device for QemuDevice {
         let n = r.len();
         Ok(QueueObservation {
             cons: r[n - 2].unwrap_or(0) as u32,
-            gerror: r[n - 1].unwrap_or(0) as u32,
+            gerror: r[n - 1].unwrap_or(0) as u32 ^ self.gerror_base,
             msi_writes: Vec::new(),
-            wired_irqs: 0,
+            wired_irqs: self.sync_irqs(),
         })
     }
 
@@ -454,6 +483,7 @@ impl Device for QemuDevice {
         drop: bool,
     ) -> Result<QueueObservation, HarnessError> {
         let size = 1u32 << CMDQ_LOG2SIZE;
+        self.sync_irqs();
         let cons = self.q.readl(reg(smmu::CMDQ_CONS), "CONS read")?;
         // RD and its wrap bit; ERR [30:24] is not part of the index (§6.3.27).
         let rd = cons & ((size << 1) - 1);
