@@ -129,6 +129,24 @@ fn unmapped_probe_faults_with_an_event() {
     assert!(r.findings.is_empty(), "{:#?}", r.findings);
     assert_eq!(r.stats.probes_fresh, 1, "{:?}", r.stats);
     assert_eq!(r.stats.not_observed, 1, "{:?}", r.stats);
+    // The fault is reported with its event number: F_TRANSLATION (0x10, §7.3.12).
+    let p = Probe {
+        sid: SID,
+        ssid: None,
+        addr: 0x20_0000,
+        write: false,
+    };
+    assert_eq!(
+        d.probe(&p).unwrap(),
+        Observation::Fault { event: Some(0x10) }
+    );
+    // Many faulting probes: the event queue wraps and keeps reporting (128 entries).
+    for _ in 0..300 {
+        assert_eq!(
+            d.probe(&p).unwrap(),
+            Observation::Fault { event: Some(0x10) }
+        );
+    }
 }
 
 fn alive(pid: u32) -> bool {
