@@ -262,3 +262,25 @@ fn sync_with_sig_irq_raises_the_wired_interrupt() {
     let o = d.submit(&[SYNC]).unwrap();
     assert_eq!(o.wired_irqs, 0);
 }
+
+#[test]
+fn stage2_and_nested_streams_translate() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let mut d = QemuDevice::spawn(&bin, "virt", TIMEOUT).unwrap();
+    for nested in [false, true] {
+        let mut b = TraceBuilder::new();
+        let (mut s, stage) = if nested {
+            (b.nested_stream(SID, 1, 3, Granule::K4).unwrap(), Stage::S1)
+        } else {
+            (b.s2_stream(SID, 3).unwrap(), Stage::S2)
+        };
+        let a = b.data(0x1000).unwrap();
+        let spec = LeafSpec::for_stage(stage);
+        b.map(&mut s, stage, 0x30_0000, a, 3, &spec).unwrap();
+        b.enable();
+        b.probe(SID, 0x30_0008);
+        let r = run(&mut d, &b.finish(), RunOptions::default()).unwrap();
+        assert!(r.findings.is_empty(), "{:#?}", r.findings);
+        assert_eq!(r.stats.probes_fresh, 1, "nested {nested}: {:?}", r.stats);
+    }
+}

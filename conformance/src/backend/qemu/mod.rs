@@ -31,10 +31,13 @@ use crate::layout::{BACKEND_SCRATCH, CMDQ_BASE, CMDQ_LOG2SIZE, DATA_BASE, DATA_E
 use qtest::Qtest;
 use smmu::{reg, CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN};
 use smmu_model::command::RawCommand;
+use smmu_model::granule::Granule;
 use smmu_model::memory::{MemRead, Memory};
 use smmu_model::oracle::{Observation, Probe};
 use smmu_model::profile::IdRegs;
 use smmu_model::structures::{Cd, Ste, SteConfig};
+use smmu_model::tables::{leaf_descriptor, LeafSpec};
+use smmu_model::walk::Stage;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -45,6 +48,9 @@ const EVENTQ_LOG2SIZE: u32 = 7;
 /// The backend's own stage-1 tables that map the SCRIPT page when SID 0x10 translates.
 const INJ_L2: u64 = BACKEND_SCRATCH + 0x1000;
 const INJ_L3: u64 = BACKEND_SCRATCH + 0x2000;
+/// The same for stage 2 (stage-2 descriptors differ in their attribute fields).
+const INJ_S2_L2: u64 = BACKEND_SCRATCH + 0x6000;
+const INJ_S2_L3: u64 = BACKEND_SCRATCH + 0x7000;
 /// The IOVA the SCRIPT is fetched from under stage 1: L1 index 3 of a 39-bit, 4K-granule
 /// space, far from the low IOVAs cases use, and below 4 GiB since lsi addresses are 32-bit.
 const SCRIPT_IOVA_S1: u64 = 0xc000_0000;
@@ -221,26 +227,52 @@ impl QemuDevice {
         if !ste.v {
             return Ok(None);
         }
+        // Stage 2 as the trace builder makes it: 4K granule, 39-bit IPA (S2T0SZ 25), walk from
+        // level 1 (S2SL0 1) (§5.2).
+        let s2_simple = ste.s2tg == 0 && ste.s2t0sz == 25 && ste.s2sl0 == 1;
         match SteConfig::from_bits(ste.config_raw) {
             SteConfig::Bypass => Ok(Some(dma::SCRIPT_PA)),
-            SteConfig::S1Translate if ste.s1fmt == 0 && ste.s1cdmax == 0 => {
-                let cd = Cd::decode(words8(&self.shadow, ste.s1_context_ptr));
-                // 4K granule, 39-bit input (T0SZ 25), so the walk starts at level 1 (§5.4).
-                if !cd.v || !cd.aa64 || cd.tg0 != 0 || cd.t0sz != 25 || cd.epd0 {
+            SteConfig::S1Translate => self.inject_s1(&ste),
+            SteConfig::S2Translate if s2_simple => {
+                let l1_pa = (ste.s2ttb & !0xfff) + 3 * 8;
+                if self.shadow.read_u64(l1_pa) != 0 {
                     return Ok(None);
                 }
-                let l1_pa = (cd.ttb0 & !0xfff) + 3 * 8;
-                let cur = self.shadow.read_u64(l1_pa);
-                if cur != 0 {
-                    // The trace uses that part of the address space itself.
-                    return Ok(None);
-                }
-                self.q.writeq(l1_pa, INJ_L2 | 3, "SCRIPT mapping")?;
+                self.q.writeq(l1_pa, INJ_S2_L2 | 3, "SCRIPT mapping")?;
                 self.dirty_pages.insert(l1_pa & !(PAGE - 1));
                 Ok(Some(SCRIPT_IOVA_S1))
             }
+            SteConfig::Nested if s2_simple => {
+                // The stage-1 injection below needs IPA == PA over the scratch area and the
+                // CD: the builder's nested streams map RAM 1:1 with a 1 GiB block (L1[1]).
+                let l1 = self.shadow.read_u64((ste.s2ttb & !0xfff) + 8);
+                if l1 & 3 != 1 || l1 & 0x0000_ffff_c000_0000 != 0x4000_0000 {
+                    return Ok(None);
+                }
+                self.inject_s1(&ste)
+            }
             _ => Ok(None),
         }
+    }
+
+    /// Map the SCRIPT at [`SCRIPT_IOVA_S1`] in the stage-1 tables of the stream's single CD.
+    fn inject_s1(&mut self, ste: &Ste) -> Result<Option<u64>, HarnessError> {
+        if ste.s1fmt != 0 || ste.s1cdmax != 0 {
+            return Ok(None);
+        }
+        let cd = Cd::decode(words8(&self.shadow, ste.s1_context_ptr));
+        // 4K granule, 39-bit input (T0SZ 25), so the walk starts at level 1 (§5.4).
+        if !cd.v || !cd.aa64 || cd.tg0 != 0 || cd.t0sz != 25 || cd.epd0 {
+            return Ok(None);
+        }
+        let l1_pa = (cd.ttb0 & !0xfff) + 3 * 8;
+        if self.shadow.read_u64(l1_pa) != 0 {
+            // The trace uses that part of the address space itself.
+            return Ok(None);
+        }
+        self.q.writeq(l1_pa, INJ_L2 | 3, "SCRIPT mapping")?;
+        self.dirty_pages.insert(l1_pa & !(PAGE - 1));
+        Ok(Some(SCRIPT_IOVA_S1))
     }
 
     /// Pages a probe at `addr` could reach through a leaf that maps one of the written
@@ -344,13 +376,23 @@ impl Device for QemuDevice {
             .collect();
         lines.push(qtest::memset(EVENTQ_PA, 32 << EVENTQ_LOG2SIZE, 0));
         lines.extend(dma::script_lines());
-        // The backend's stage-1 tables for the SCRIPT page: L2[0] -> L3, L3[0] -> SCRIPT_PA
-        // (valid page, AF, inner shareable, AP = 01 so unprivileged DMA may read it).
-        lines.push(qtest::writeq(INJ_L2, INJ_L3 | 3));
-        lines.push(qtest::writeq(
-            INJ_L3,
-            dma::SCRIPT_PA | 3 | (1 << 10) | (3 << 8) | (1 << 6),
-        ));
+        // The backend's own tables for the SCRIPT page, stage 1 and stage 2: L2[0] -> L3,
+        // L3[0] -> SCRIPT_PA, with the leaf attributes the trace builder uses.
+        lines.extend([
+            qtest::writeq(INJ_L2, INJ_L3 | 3),
+            qtest::writeq(
+                INJ_L3,
+                leaf_descriptor(Granule::K4, 3, dma::SCRIPT_PA, &LeafSpec::S1, Stage::S1),
+            ),
+            qtest::writeq(INJ_S2_L2, INJ_S2_L3 | 3),
+            qtest::writeq(
+                INJ_S2_L3,
+                leaf_descriptor(Granule::K4, 3, dma::SCRIPT_PA, &LeafSpec::S2, Stage::S2),
+            ),
+        ]);
+        // lsi soft reset (ISTAT0.SRST): a SCRIPT left running by an earlier case stops.
+        lines.push(format!("writeb {:#x} 0x40", dma::LSI_BAR1 + 0x14));
+        lines.push(format!("writeb {:#x} 0", dma::LSI_BAR1 + 0x14));
         lines.extend([
             qtest::writel(reg(smmu::CR1), 0),
             qtest::writel(reg(smmu::CR2), smmu::CR2_RECINVSID),
