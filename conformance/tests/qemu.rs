@@ -284,3 +284,41 @@ fn stage2_and_nested_streams_translate() {
         assert_eq!(r.stats.probes_fresh, 1, "nested {nested}: {:?}", r.stats);
     }
 }
+
+#[test]
+fn bad_machine_is_a_crash_error_with_qemu_stderr() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let t = Instant::now();
+    let e = QemuDevice::spawn(&bin, "no-such-machine", TIMEOUT)
+        .err()
+        .unwrap();
+    assert!(t.elapsed() < TIMEOUT);
+    let HarnessError::Crashed { detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(detail.contains("no-such-machine"), "{detail}");
+}
+
+#[test]
+fn remap_without_invalidation_is_judged() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let mut d = QemuDevice::spawn(&bin, "virt", TIMEOUT).unwrap();
+    let mut b = TraceBuilder::new();
+    let mut s = b.s1_stream(SID, 1, 0, Granule::K4).unwrap();
+    let (a, c) = (b.data(0x1000).unwrap(), b.data(0x1000).unwrap());
+    b.map(&mut s, Stage::S1, 0x10_0000, a, 3, &LeafSpec::S1)
+        .unwrap();
+    b.enable();
+    b.probe(SID, 0x10_0000);
+    b.map(&mut s, Stage::S1, 0x10_0000, c, 3, &LeafSpec::S1)
+        .unwrap();
+    // No TLBI: the old translation may still be used (§3.21), the new one may be too.
+    b.probe(SID, 0x10_0000);
+    b.submit(&[tlbi_nh_va(1, 0, 0x10_0000), SYNC]);
+    b.probe(SID, 0x10_0000);
+    let r = run(&mut d, &b.finish(), RunOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert_eq!(r.stats.probes, 3);
+    assert_eq!(r.stats.not_observed, 0, "{:?}", r.stats);
+    eprintln!("QEMU without TLBI: {:?}", r.stats);
+}
