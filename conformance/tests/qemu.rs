@@ -322,3 +322,39 @@ fn remap_without_invalidation_is_judged() {
     assert_eq!(r.stats.not_observed, 0, "{:?}", r.stats);
     eprintln!("QEMU without TLBI: {:?}", r.stats);
 }
+
+#[test]
+fn a_changed_ste_without_cfgi_never_wedges_the_engine() {
+    let Some(bin) = binary(QEMU_10) else { return };
+    let mut d = QemuDevice::spawn(&bin, "virt", TIMEOUT).unwrap();
+    let mut b = TraceBuilder::new();
+    let mut s = b.s1_stream(SID, 1, 0, Granule::K4).unwrap();
+    let a = b.data(0x1000).unwrap();
+    b.map(&mut s, Stage::S1, 0x10_0000, a, 3, &LeafSpec::S1)
+        .unwrap();
+    b.enable();
+    b.probe(SID, 0x10_0000);
+    // STE.Config = bypass in memory, no CFGI: QEMU keeps the cached stage-1 configuration, so
+    // a SCRIPT fetched at its PA is translated by stage 1 and faults.
+    let ste = s.ste_pa;
+    let w0 = b.mem.read_words(ste, 1)[0];
+    b.write(ste, (w0 & !0xe) | (0b100 << 1));
+    b.probe(SID, 0x10_0000);
+    b.submit(&[RawCommand::new(0x04, 31), SYNC]);
+    b.probe(SID, 0x10_0000);
+    let r = run(&mut d, &b.finish(), RunOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    eprintln!("{:?}", r.stats);
+    // After CFGI + SYNC the bypass is in force and observable again.
+    assert_eq!(
+        d.probe(&Probe {
+            sid: SID,
+            ssid: None,
+            addr: a + 8,
+            write: false
+        })
+        .unwrap(),
+        Observation::Translated { pa: a + 8 },
+        "bypass: IOVA == PA, and the page was tagged by the first probe"
+    );
+}

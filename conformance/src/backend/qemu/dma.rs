@@ -88,3 +88,12 @@ pub fn load32_result(replies: &[Option<u64>]) -> Option<u32> {
     let v = replies.get(5).copied().flatten().unwrap_or(0) as u32;
     (dstat & DSTAT_SIR != 0).then_some(v)
 }
+
+/// lsi soft reset (ISTAT0.SRST set then cleared): stops a running SCRIPT and clears pending
+/// interrupts; PCI configuration (BARs, bus mastering) is kept.
+pub fn soft_reset_lines() -> Vec<String> {
+    vec![
+        format!("writeb {:#x} 0x40", LSI_BAR1 + ISTAT0),
+        format!("writeb {:#x} 0", LSI_BAR1 + ISTAT0),
+    ]
+}

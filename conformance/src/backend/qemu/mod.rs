@@ -390,9 +390,8 @@ impl Device for QemuDevice {
                 leaf_descriptor(Granule::K4, 3, dma::SCRIPT_PA, &LeafSpec::S2, Stage::S2),
             ),
         ]);
-        // lsi soft reset (ISTAT0.SRST): a SCRIPT left running by an earlier case stops.
-        lines.push(format!("writeb {:#x} 0x40", dma::LSI_BAR1 + 0x14));
-        lines.push(format!("writeb {:#x} 0", dma::LSI_BAR1 + 0x14));
+        // A SCRIPT left running by an earlier case stops.
+        lines.extend(dma::soft_reset_lines());
         lines.extend([
             qtest::writel(reg(smmu::CR1), 0),
             qtest::writel(reg(smmu::CR2), smmu::CR2_RECINVSID),
@@ -591,6 +590,11 @@ impl Device for QemuDevice {
         let after = r[n - 1].unwrap_or(0) as u32;
         self.evq_cons = after & ((2u32 << EVENTQ_LOG2SIZE) - 1);
         let Some(v) = dma::load32_result(&r[2..n - 1]) else {
+            // The SCRIPT did not reach its INT: its fetch went somewhere else than this
+            // backend expected (e.g. a configuration cached from before the trace changed it,
+            // §3.21). Stop whatever lsi is running so later probes start clean.
+            self.q
+                .batch(&dma::soft_reset_lines(), "lsi53c895a soft reset")?;
             return Ok(Observation::CannotObserve);
         };
         if v & TAG_MASK == TAG {
