@@ -51,6 +51,7 @@ fi
 stamp="$QEMU72_DIR/.version"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$v72" ]; then
     tmp=$(mktemp -d)
+    chmod 755 "$tmp" # apt-get download runs as _apt and must be able to write here
     trap 'rm -rf "$tmp"' EXIT
     rm -rf "$QEMU72_DIR"
     mkdir -p "$QEMU72_DIR"
