@@ -1,0 +1,121 @@
+//! Ownership of the QEMU child process: it is killed on drop, on every error and on every
+//! timeout, so no QEMU ever outlives its [`QemuProcess`] (QEMU does not exit when the qtest
+//! channel closes; see the method notes, "Binaries" / "Command line").
+
+use crate::backend::HarnessError;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// How much of QEMU's stderr is kept for error messages.
+const STDERR_TAIL: usize = 4096;
+
+/// A running QEMU with its stdin (qtest commands in), a channel of its stdout lines (qtest
+/// replies and asynchronous `IRQ` lines out) and the tail of its stderr.
+pub struct QemuProcess {
+    child: Child,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) lines: Receiver<String>,
+    stderr_tail: Arc<Mutex<String>>,
+}
+
+impl QemuProcess {
+    pub fn spawn(binary: &Path, args: &[String]) -> Result<Self, HarnessError> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| HarnessError::Setup(format!("cannot start {}: {e}", binary.display())))?;
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(i), Some(o), Some(e)) => (i, o, e),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HarnessError::Setup("QEMU's pipes were not created".into()));
+                }
+            };
+        // A reader thread per pipe: the client never blocks on QEMU's output, and QEMU (which
+        // writes replies with blocking writes) never blocks on the client. Both threads end
+        // when QEMU dies (end of file), which the kill in Drop guarantees.
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        let stderr_tail = Arc::new(Mutex::new(String::new()));
+        let tail = Arc::clone(&stderr_tail);
+        thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut t) = tail.lock() {
+                    t.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if t.len() > STDERR_TAIL {
+                        let mut cut = t.len() - STDERR_TAIL;
+                        while !t.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        t.drain(..cut);
+                    }
+                }
+            }
+        });
+        Ok(QemuProcess {
+            child,
+            stdin: Some(stdin),
+            lines,
+            stderr_tail,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last few KiB QEMU wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether QEMU has exited, and how.
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(s)) => Some(s.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown ({e})")),
+        }
+    }
+
+    /// SIGKILL and reap. Idempotent. SIGKILL also ends a stopped (SIGSTOP) process.
+    pub fn kill(&mut self) {
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

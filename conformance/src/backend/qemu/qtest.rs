@@ -1,0 +1,249 @@
+//! A client for QEMU's qtest line protocol over the child's stdin/stdout (`-qtest stdio`).
+//!
+//! Every command gets exactly one reply line, `OK [value]` or `FAIL reason`; asynchronous
+//! `IRQ raise N` / `IRQ lower N` lines may arrive in between and are counted, not taken for
+//! replies. Every wait for a reply is bounded by the configured timeout; on a timeout, a crash
+//! or a reply that makes no sense, QEMU is killed and a [`HarnessError`] returned, so the
+//! client is unusable afterwards (every later call fails fast with the same kind of error).
+
+use super::process::QemuProcess;
+use crate::backend::HarnessError;
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+/// Lines sent before their replies are read: well under the 64 KiB pipe buffer, so a write
+/// never blocks on a QEMU that stopped reading (SIGSTOP) and the timeout stays in charge.
+const CHUNK_LINES: usize = 256;
+
+pub struct Qtest {
+    proc: Option<QemuProcess>,
+    backend: String,
+    timeout: Duration,
+    /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`].
+    irqs_raised: Vec<u32>,
+    pid: u32,
+    /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
+    /// per trace memory write. Bounded by [`CHUNK_LINES`].
+    deferred: Vec<String>,
+}
+
+impl Qtest {
+    pub fn spawn(
+        binary: &Path,
+        args: &[String],
+        backend: &str,
+        timeout: Duration,
+    ) -> Result<Self, HarnessError> {
+        let proc = QemuProcess::spawn(binary, args)?;
+        let pid = proc.pid();
+        Ok(Qtest {
+            proc: Some(proc),
+            backend: backend.to_string(),
+            timeout,
+            irqs_raised: Vec::new(),
+            pid,
+            deferred: Vec::new(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn take_irqs(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.irqs_raised)
+    }
+
+    fn fail(&mut self, kind: &str, during: &str, detail: String) -> HarnessError {
+        let (status, tail) = match self.proc.as_mut() {
+            Some(p) => {
+                let s = p.exit_status();
+                let t = p.stderr_tail();
+                p.kill();
+                (s, t)
+            }
+            None => (None, String::new()),
+        };
+        self.proc = None;
+        let tail = tail.trim();
+        let detail = if tail.is_empty() {
+            detail
+        } else {
+            format!("{detail}; QEMU stderr: {tail}")
+        };
+        match (kind, status) {
+            ("timeout", None) => HarnessError::Timeout {
+                backend: self.backend.clone(),
+                ms: self.timeout.as_millis() as u64,
+                during: during.to_string(),
+            },
+            (_, Some(status)) => HarnessError::Crashed {
+                backend: self.backend.clone(),
+                during: during.to_string(),
+                detail: format!("QEMU exited ({status}): {detail}"),
+            },
+            ("protocol", None) => HarnessError::Protocol {
+                backend: self.backend.clone(),
+                during: during.to_string(),
+                detail,
+            },
+            _ => HarnessError::Crashed {
+                backend: self.backend.clone(),
+                during: during.to_string(),
+                detail,
+            },
+        }
+    }
+
+    /// Queue a line whose reply is a bare `OK`, sent ahead of the next batch (or now, once
+    /// [`CHUNK_LINES`] are waiting). A failure surfaces at that batch.
+    pub fn defer(&mut self, line: String, during: &str) -> Result<(), HarnessError> {
+        self.deferred.push(line);
+        if self.deferred.len() >= CHUNK_LINES {
+            self.batch(&[], during)?;
+        }
+        Ok(())
+    }
+
+    /// Send the deferred lines then `lines` (without newlines), return the value of each reply
+    /// to `lines` (`None` for a bare `OK`). Each chunk has its own deadline of `timeout`.
+    pub fn batch(
+        &mut self,
+        lines: &[String],
+        during: &str,
+    ) -> Result<Vec<Option<u64>>, HarnessError> {
+        if self.deferred.is_empty() {
+            return self.batch_now(lines, during);
+        }
+        let skip = self.deferred.len();
+        let mut all = std::mem::take(&mut self.deferred);
+        all.extend_from_slice(lines);
+        let mut r = self.batch_now(&all, during)?;
+        Ok(r.split_off(skip))
+    }
+
+    fn batch_now(
+        &mut self,
+        lines: &[String],
+        during: &str,
+    ) -> Result<Vec<Option<u64>>, HarnessError> {
+        let mut out = Vec::with_capacity(lines.len());
+        for chunk in lines.chunks(CHUNK_LINES) {
+            let mut text = String::with_capacity(chunk.len() * 40);
+            for l in chunk {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let write = match self.proc.as_mut().and_then(|p| p.stdin.as_mut()) {
+                Some(stdin) => stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()),
+                None => {
+                    return Err(HarnessError::Crashed {
+                        backend: self.backend.clone(),
+                        during: during.to_string(),
+                        detail: "QEMU was already killed after an earlier error".into(),
+                    })
+                }
+            };
+            if let Err(e) = write {
+                return Err(self.fail("crash", during, format!("writing to qtest: {e}")));
+            }
+            let deadline = Instant::now() + self.timeout;
+            let mut got = 0;
+            while got < chunk.len() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let recv = match self.proc.as_ref() {
+                    Some(p) => p.lines.recv_timeout(left),
+                    None => Err(RecvTimeoutError::Disconnected),
+                };
+                let line = match recv {
+                    Ok(l) => l,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let d = format!("no reply to '{}'", chunk[got]);
+                        return Err(self.fail("timeout", during, d));
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let d = format!("qtest closed before replying to '{}'", chunk[got]);
+                        // Give the exit status a moment to become visible.
+                        std::thread::sleep(Duration::from_millis(20));
+                        return Err(self.fail("crash", during, d));
+                    }
+                };
+                if let Some(rest) = line.strip_prefix("IRQ ") {
+                    if let Some(n) = rest.strip_prefix("raise ") {
+                        if let Ok(n) = n.trim().parse() {
+                            self.irqs_raised.push(n);
+                        }
+                    }
+                    continue;
+                }
+                let value = if line == "OK" {
+                    None
+                } else if let Some(v) = line.strip_prefix("OK ") {
+                    let v = v.trim();
+                    match u64::from_str_radix(v.trim_start_matches("0x"), 16) {
+                        Ok(v) => Some(v),
+                        Err(_) => {
+                            let d = format!("reply '{line}' to '{}'", chunk[got]);
+                            return Err(self.fail("protocol", during, d));
+                        }
+                    }
+                } else {
+                    let d = format!("reply '{line}' to '{}'", chunk[got]);
+                    return Err(self.fail("protocol", during, d));
+                };
+                out.push(value);
+                got += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn one(&mut self, line: String, during: &str) -> Result<Option<u64>, HarnessError> {
+        Ok(self.batch(&[line], during)?.pop().flatten())
+    }
+
+    fn read_value(&mut self, line: String, during: &str) -> Result<u64, HarnessError> {
+        match self.one(line.clone(), during)? {
+            Some(v) => Ok(v),
+            None => Err(self.fail(
+                "protocol",
+                during,
+                format!("no value in the reply to '{line}'"),
+            )),
+        }
+    }
+
+    pub fn readl(&mut self, addr: u64, during: &str) -> Result<u32, HarnessError> {
+        Ok(self.read_value(format!("readl {addr:#x}"), during)? as u32)
+    }
+    pub fn readq(&mut self, addr: u64, during: &str) -> Result<u64, HarnessError> {
+        self.read_value(format!("readq {addr:#x}"), during)
+    }
+    pub fn writel(&mut self, addr: u64, v: u32, during: &str) -> Result<(), HarnessError> {
+        self.one(writel(addr, v), during).map(|_| ())
+    }
+    pub fn writeq(&mut self, addr: u64, v: u64, during: &str) -> Result<(), HarnessError> {
+        self.one(writeq(addr, v), during).map(|_| ())
+    }
+}
+
+pub fn writel(addr: u64, v: u32) -> String {
+    format!("writel {addr:#x} {v:#x}")
+}
+pub fn writeq(addr: u64, v: u64) -> String {
+    format!("writeq {addr:#x} {v:#x}")
+}
+pub fn readl(addr: u64) -> String {
+    format!("readl {addr:#x}")
+}
+pub fn readq(addr: u64) -> String {
+    format!("readq {addr:#x}")
+}
+pub fn readb(addr: u64) -> String {
+    format!("readb {addr:#x}")
+}
+pub fn memset(addr: u64, len: u64, byte: u8) -> String {
+    format!("memset {addr:#x} {len:#x} {byte:#x}")
+}
