@@ -469,11 +469,65 @@ impl Model {
                 self.stats.stale_created += 1;
             }
         }
+        // A walk-cache entry that an invalidation did not cover (Leaf=1, or a TTL/TG hint), or
+        // covered only later, can refill leaves below it after an earlier invalidation removed
+        // them (§4.4.1.1, §3.21.1: only covered walk-cache entries stop being used): such a leaf
+        // survives this SYNC as a new stale entry.
+        for e in self.refills_through_tables() {
+            self.stale.add_tlb(
+                e,
+                Origin {
+                    event: self.event,
+                    pa: 0,
+                },
+            );
+        }
         roots |= self.stale.complete_tlb();
         if roots {
             // What only a removed stale table or structure reached is no longer cacheable.
             self.reach = None;
         }
+    }
+
+    /// Leaves pending removal that a stale walk-cache entry alive after their removal can
+    /// produce again.
+    fn refills_through_tables(&self) -> Vec<TlbEntry> {
+        let killed: Vec<(TlbEntry, u64)> = self
+            .stale
+            .tlb_entries()
+            .filter_map(|(e, _, k)| k.map(|k| (*e, k)))
+            .filter(|(e, _)| e.tag.kind == crate::tlb::EntryKind::Leaf)
+            .collect();
+        if killed.is_empty() {
+            return Vec::new();
+        }
+        let mut groups: Vec<Option<u64>> = self
+            .stale
+            .tlb_entries()
+            .filter(|(e, _, _)| e.tag.kind == crate::tlb::EntryKind::Table)
+            .map(|(_, _, k)| k)
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut out = Vec::new();
+        for g in groups {
+            // Roots alive after some killed leaf's removal: never covered, or covered later.
+            if let Some(gk) = g {
+                if !killed.iter().any(|(_, k)| gk > *k) {
+                    continue;
+                }
+            }
+            let mut r = Reacher::new(&self.mem, &self.sp);
+            r.stale = Some(&self.stale);
+            r.stale_tables(&self.stale, &|k| k == g);
+            for (e, k) in &killed {
+                let alive_after = g.is_none_or(|gk| gk > *k);
+                if alive_after && r.out.tlb.contains(e) && !out.contains(e) {
+                    out.push(*e);
+                }
+            }
+        }
+        out
     }
 
     /// Every outcome the architecture allows for this probe now.

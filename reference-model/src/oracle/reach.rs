@@ -630,10 +630,17 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                 _ => {}
             }
         }
+        self.stale_tables(stale, &|_| true);
+    }
+
+    /// The subtrees below stale walk-cache entries whose pending-removal state passes `which`
+    /// (`None`: not covered by any invalidation yet; `Some(ev)`: covered by the one consumed at
+    /// event `ev`).
+    pub fn stale_tables(&mut self, stale: &StaleSet, which: &dyn Fn(Option<u64>) -> bool) {
         let tables: Vec<TlbEntry> = stale
             .tlb_entries()
-            .filter(|(e, _, _)| {
-                e.tag.kind == EntryKind::Table && e.tag.stage != EntryStage::Combined
+            .filter(|(e, _, k)| {
+                e.tag.kind == EntryKind::Table && e.tag.stage != EntryStage::Combined && which(*k)
             })
             .map(|(e, _, _)| *e)
             .collect();
