@@ -136,6 +136,9 @@ struct FuzzArgs {
     /// Generator mode: legal (only legal commands), raw (malformed and illegal too), mixed
     #[arg(long, value_name = "MODE", default_value = "mixed")]
     mode: String,
+    /// Stop at the first divergence (after shrinking it): for time-to-find measurements
+    #[arg(long)]
+    stop_at_first: bool,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -335,6 +338,7 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
         modes,
         shrink_time: std::time::Duration::from_secs(30),
         max_execs: 0,
+        stop_at_first: a.stop_at_first,
     };
     let tty = io::stderr().is_terminal();
     eprintln!(
@@ -361,9 +365,10 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             eprintln!();
         }
         eprintln!(
-            "FOUND {} at execution {}: {}\n  case ({} lines, shrunk from {}): {}\n  reproduce: {}",
+            "FOUND {} at execution {} after {:.1} s: {}\n  case ({} lines, shrunk from {}): {}\n  reproduce: {}",
             s.rule,
             s.exec,
+            s.found_after.as_secs_f64(),
             s.message,
             s.lines_after,
             s.lines_before,

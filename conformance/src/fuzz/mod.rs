@@ -54,6 +54,8 @@ pub struct Options {
     pub shrink_time: Duration,
     /// Stop after this many executions (0: no limit; for tests).
     pub max_execs: u64,
+    /// Stop at the first divergence.
+    pub stop_at_first: bool,
 }
 
 /// Live numbers for the progress line.
@@ -86,6 +88,9 @@ pub struct Saved {
     pub path: PathBuf,
     pub reproducer: String,
     pub exec: u64,
+    /// Time from the start of the campaign to the input that first broke the rule (before
+    /// shrinking): the time-to-find.
+    pub found_after: Duration,
     pub lines_before: usize,
     pub lines_after: usize,
 }
@@ -323,6 +328,7 @@ pub fn campaign(
                 let count = by_rule.entry(rule).or_insert(0);
                 *count += 1;
                 if *count == 1 {
+                    let found_after = start.elapsed();
                     let small = shrink(device.as_mut(), &prog, rule, opts.shrink_time);
                     let message = match judge(device.as_mut(), &small) {
                         Verdict::Finding(_, m) => m,
@@ -350,11 +356,15 @@ pub fn campaign(
                         ),
                         path,
                         exec: out.execs,
+                        found_after,
                         lines_before: prog.lines.len(),
                         lines_after: small.lines.len(),
                     };
                     report(&saved);
                     out.findings.push(saved);
+                    if opts.stop_at_first {
+                        break;
+                    }
                 }
             }
             Verdict::Harness(e) => {

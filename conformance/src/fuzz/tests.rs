@@ -81,6 +81,7 @@ fn opts(dir: &Path, modes: ModeSel, max_execs: u64) -> Options {
         modes,
         shrink_time: Duration::from_secs(5),
         max_execs,
+        stop_at_first: false,
     }
 }
 
