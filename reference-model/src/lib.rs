@@ -21,5 +21,4 @@ pub mod scope;
 pub mod structures;
 pub mod tables;
 pub mod tlb;
-pub mod traverse;
 pub mod walk;

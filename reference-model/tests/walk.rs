@@ -9,7 +9,6 @@ use smmu_model::structures::{
     Cd, CdFormat, L1Cd, SmmuProfile, Ste, StreamTableConfig, StreamWorld,
 };
 use smmu_model::tables::{LeafSpec, PageTableBuilder};
-use smmu_model::traverse::{traverse, Role, TraverseOptions};
 use smmu_model::walk::{
     s1_start_level, translate, translate_traced, Access, FaultClass, FaultKind, S2Purpose, Stage,
     StepKind, TraceRole, WalkParams,
@@ -600,75 +599,6 @@ fn external_abort_on_fetch() {
     assert_eq!(kind(leaf_table), FaultKind::WalkEabt);
 }
 
-#[test]
-fn traverse_finds_everything() {
-    let (mut mem, mut b1) = nested_setup();
-    b1.map(&mut mem, 0x7_0000, 0x4000_0000, 3, &LeafSpec::S1.ng(true))
-        .unwrap();
-    // A second STE sharing the CD and the stage 2: the S1 tree is walked once.
-    put_ste(
-        &mut mem,
-        5,
-        &Ste::nested(CD_BASE, 11, S2_ROOT, Granule::K4, 24, 1),
-    );
-    let mut roles = Vec::new();
-    let stats = traverse(
-        &mem,
-        &st(),
-        &SmmuProfile::default(),
-        &TraverseOptions::default(),
-        |n| roles.push((n.role, n.pa)),
-    );
-    assert!(!stats.truncated);
-    assert!(stats.skipped_subtrees >= 2);
-    let leaf_pa = b1.leaf_address(&mem, 0x7_0000, 3).unwrap();
-    assert!(roles.iter().any(|(r, pa)| *pa == leaf_pa
-        && matches!(
-            r,
-            Role::S1Leaf {
-                sid: 4,
-                asid: 7,
-                vmid: 11,
-                global: false,
-                level: 3,
-                va_base: 0x7_0000,
-                va_size: 0x1_0000,
-                ..
-            }
-        )));
-    assert!(roles.iter().any(|(r, _)| matches!(
-        r,
-        Role::S2Leaf {
-            vmid: 11,
-            level: 3,
-            ipa_base: 0x4000_0000,
-            ..
-        }
-    )));
-    assert!(roles
-        .iter()
-        .any(|(r, _)| matches!(r, Role::Cd { sid: 5, ssid: 0 })));
-    assert_eq!(
-        roles
-            .iter()
-            .filter(|(r, _)| matches!(r, Role::Ste { .. }))
-            .count(),
-        256
-    );
-    // Every read done by translate is among the visited PAs.
-    let t = translate(&mem, &st(), true, 4, None, 0x7_0000, Access::READ).unwrap();
-    for e in &t.trace {
-        assert!(roles.iter().any(|(_, pa)| *pa == e.pa), "{e:?}");
-    }
-    // Bounded.
-    let opts = TraverseOptions {
-        max_reads: 100,
-        ..Default::default()
-    };
-    let stats = traverse(&mem, &st(), &SmmuProfile::default(), &opts, |_| {});
-    assert!(stats.truncated && stats.reads <= 110);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -696,7 +626,8 @@ proptest! {
         }
     }
 
-    /// Garbage in the configuration and table area never panics (translate and traverse).
+    /// Garbage in the configuration and table area never panics (translate, and the model's
+    /// reachability and allowed-set enumeration over it).
     #[test]
     fn garbage_never_panics(
         words in proptest::collection::vec((0u64..0x400, any::<u64>()), 0..200),
@@ -713,8 +644,13 @@ proptest! {
         for s2 in [true, false] {
             let _ = translate(&mem, &st, s2, sid, ssid, va, Access::WRITE);
         }
-        let opts = TraverseOptions { max_reads: 20_000, ..Default::default() };
-        let _ = traverse(&mem, &st, &SmmuProfile::default(), &opts, |_| {});
+        let mut m = smmu_model::oracle::Model::new(smmu_model::profile::Profile::named("smmuv3.4-full").unwrap());
+        m.set_stream_table(st);
+        m.set_smmuen(true);
+        for (pa, v) in mem.iter() {
+            m.write_u64(pa, v);
+        }
+        let _ = m.allowed(&smmu_model::oracle::Probe { sid, ssid, addr: va, write: false });
     }
 }
 
@@ -757,6 +693,5 @@ proptest! {
             Ok(t) => prop_assert!(t.pa >> 48 == 0),
             Err(f) => prop_assert!(f.event_id().is_some() || f.kind == FaultKind::Aborted),
         }
-        let _ = traverse(&mem, &st(), &SmmuProfile::default(), &TraverseOptions { max_reads: 50_000, ..Default::default() }, |_| {});
     }
 }
