@@ -184,17 +184,16 @@ pub fn run_observed(
                         o => o,
                     }
                 };
-                match model.check(&probe, &obs) {
-                    Ok(Accepted::Fresh) => {
+                match model.judge(&probe, &obs) {
+                    Ok((Accepted::Fresh, allowed)) => {
                         stats.probes_fresh += 1;
-                        let a = model.allowed(&probe);
-                        if a.outcomes.len() > 1 {
+                        if allowed > 1 {
                             stats.fresh_where_stale_allowed += 1;
                         }
                     }
-                    Ok(Accepted::Stale) => stats.probes_stale += 1,
-                    Ok(Accepted::NotObserved) => stats.not_observed += 1,
-                    Ok(Accepted::Undecided) => stats.undecided += 1,
+                    Ok((Accepted::Stale, _)) => stats.probes_stale += 1,
+                    Ok((Accepted::NotObserved, _)) => stats.not_observed += 1,
+                    Ok((Accepted::Undecided, _)) => stats.undecided += 1,
                     Err(v) => findings.push(Finding {
                         step: i,
                         rule: v.rule,

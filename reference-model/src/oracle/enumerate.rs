@@ -38,6 +38,8 @@ pub enum Outcome {
 }
 
 pub const F_TRANSLATION: u8 = 0x10;
+/// AF == 0 without AFFD (§7.3, F_ACCESS).
+pub const F_ACCESS: u8 = 0x12;
 pub const F_PERMISSION: u8 = 0x13;
 pub const C_BAD_STREAMID: u8 = 0x02;
 pub const C_BAD_STE: u8 = 0x04;
@@ -451,7 +453,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                     ..
                 } => {
                     if !attrs.af && !p.affd {
-                        out.push(Err(0x12));
+                        out.push(Err(F_ACCESS));
                         continue;
                     }
                     let base = va & !(size - 1);
@@ -556,7 +558,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                 ..
             } => {
                 if !attrs.af && !p.affd {
-                    out.push(Err(0x12));
+                    out.push(Err(F_ACCESS));
                     return;
                 }
                 let base = ipa & !(size - 1);

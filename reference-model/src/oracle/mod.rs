@@ -568,10 +568,22 @@ impl Model {
 
     /// Judge an observation.
     pub fn check(&self, probe: &Probe, obs: &Observation) -> Result<Accepted, Box<Violation>> {
+        self.judge(probe, obs).map(|(acc, _)| acc)
+    }
+
+    /// [`Model::check`], also returning how many outcomes were allowed (0 when the observation
+    /// was not observable and nothing was enumerated), so callers that count over-invalidation
+    /// need not enumerate a second time.
+    pub fn judge(
+        &self,
+        probe: &Probe,
+        obs: &Observation,
+    ) -> Result<(Accepted, usize), Box<Violation>> {
         if matches!(obs, Observation::CannotObserve) {
-            return Ok(Accepted::NotObserved);
+            return Ok((Accepted::NotObserved, 0));
         }
         let a = self.allowed(probe);
+        let n = a.outcomes.len();
         let hit = match *obs {
             Observation::Translated { pa } => a.outcomes.contains(&Outcome::Translated { pa }),
             Observation::Fault { event: Some(ev) } => {
@@ -591,14 +603,15 @@ impl Model {
                 | (Observation::Fault { .. } | Observation::Abort, Some(Outcome::Abort)) => true,
                 _ => false,
             };
-            return Ok(if fresh_match {
+            let acc = if fresh_match {
                 Accepted::Fresh
             } else {
                 Accepted::Stale
-            });
+            };
+            return Ok((acc, n));
         }
         if a.undecided {
-            return Ok(Accepted::Undecided);
+            return Ok((Accepted::Undecided, n));
         }
         Err(Box::new(self.explain(probe, obs, &a)))
     }
