@@ -38,6 +38,8 @@ Examples:
   smmu-conform run                                           the whole suite, default backend
   smmu-conform run --backend qemu --case corpus/conformance/tlbi.case#nh-va-page
   smmu-conform run --format junit --output report.xml
+  smmu-conform run --backend forwarder                       the forwarder suite (corpus/forwarder)
+  smmu-conform run --backend fwd-mutant:nsnh-all-raw         a forwarder mutant (mutants --list --forwarders)
 
 Exit status: 0 conformant (listed divergences aside), 1 violations found or a listed divergence
 no longer fails, 2 the harness could not do its job (bad case, unknown backend, backend error).")]
@@ -48,6 +50,7 @@ no longer fails, 2 the harness could not do its job (bad case, unknown backend, 
 Examples:
   smmu-conform fuzz --backend emulator --time 60s
   smmu-conform fuzz --backend mutant:tg0-noop --time 5m --seed 7 --out findings/
+  smmu-conform fuzz --backend fwd-mutant:asid-truncated --time 60s   a forwarder (docs/forwarder.md)
 
 Exit status: 1 a divergence was found, 0 none, 2 the harness could not do its job.")]
     Fuzz(FuzzArgs),

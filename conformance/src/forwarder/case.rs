@@ -182,25 +182,45 @@ pub fn parse_profile(args: &[&str]) -> R<IdRegs> {
     Ok(regs)
 }
 
-/// The profile line for `regs`: the named profile it differs least from, then the registers that
-/// differ, in hex.
+/// The profile line for `regs`: the named profile it differs least from, then the differences
+/// as `+FEATURE`/`-FEATURE` where they are named features, else the whole register in hex.
 pub fn profile_line(regs: &IdRegs) -> String {
-    let diff = |p: &IdRegs| {
-        Reg::ALL.iter().filter(|r| r.get(p) != r.get(regs)).count()
-            + usize::from(
-                (p.s_idr1, p.s_idr3, p.r_idr0, p.r_idr3)
-                    != (regs.s_idr1, regs.s_idr3, regs.r_idr0, regs.r_idr3),
-            ) * 10
+    let others = |p: &IdRegs| {
+        (p.s_idr1, p.s_idr3, p.r_idr0, p.r_idr3)
+            != (regs.s_idr1, regs.s_idr3, regs.r_idr0, regs.r_idr3)
+    };
+    let cost = |p: &IdRegs| {
+        Reg::ALL
+            .iter()
+            .map(|r| (r.get(p) ^ r.get(regs)).count_ones() as usize)
+            .sum::<usize>()
+            + usize::from(others(p)) * 100
     };
     let best = NAMED_PROFILES
         .iter()
-        .min_by_key(|p| diff(&p.regs))
+        .min_by_key(|p| cost(&p.regs))
         .expect("named profiles exist");
     let mut s = best.name.to_string();
     for r in Reg::ALL {
         let (a, b) = (r.get(&best.regs), r.get(regs));
-        if a != b {
+        let mut diff = a ^ b;
+        let mut named = Vec::new();
+        for &(name, reg, bit) in FEATURES {
+            if reg == r && diff & (1 << bit) != 0 {
+                diff &= !(1 << bit);
+                named.push(format!(
+                    "{}{name}",
+                    if b & (1 << bit) != 0 { '+' } else { '-' }
+                ));
+            }
+        }
+        if diff != 0 {
             s.push_str(&format!(" {}={b:#x}", r.name()));
+        } else {
+            for n in named {
+                s.push(' ');
+                s.push_str(&n);
+            }
         }
     }
     s
@@ -484,6 +504,25 @@ forward
         let back = parse_cases("g.case", &text).unwrap();
         assert_eq!(back[0].vsmmu, c.vsmmu);
         assert_eq!(back[0].batches[0].commands(), c.batches[0].commands());
+    }
+
+    #[test]
+    fn profile_lines_round_trip() {
+        for p in NAMED_PROFILES {
+            for &(name, reg, bit) in FEATURES {
+                let mut r = p.regs;
+                *reg.slot(&mut r) ^= 1 << bit;
+                let line = profile_line(&r);
+                let words: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(
+                    parse_profile(&words).unwrap(),
+                    r,
+                    "{} {name}: {line}",
+                    p.name
+                );
+            }
+            assert_eq!(profile_line(&p.regs), p.name);
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ fwd_mutants! {
     RangeShort = "range-emulation-short",
         "range emulation issues NUM x 2^SCALE per-page TLBIs, one short of (NUM+1) x 2^SCALE";
     /// A TG=0 command is sent as a TTL=3 range on a RIL host (the 2023 TTL-assumed driver bug).
-    TtlAssumed = "ttl-assumed",
+    TtlAssumed = "ttl-leaf-assumed",
         "a TG=0 TLBI is forwarded with TG=4K, TTL=0b11 (leaf level assumed), missing blocks";
     /// TG is replaced by 4K.
     TgChanged = "tg-changed",
