@@ -329,3 +329,33 @@ fn el2_and_other_worlds_are_outside_the_domain() {
     let j = run(&m, &g, &[nh_all(5), c(0x20, &[]), sync()], None, 1);
     assert_eq!(rules(&j), ["FWD-CONFINE-VMID"], "{j:#?}");
 }
+
+/// Whatever a forwarder returns (a kernel's host queue can hold anything), judging is total.
+#[test]
+fn judging_arbitrary_results_never_panics() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ops: Vec<u8> = crate::command::opcode::ARCHITECTED
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    for _ in 0..400 {
+        let g = NAMED_PROFILES[(next() % NAMED_PROFILES.len() as u64) as usize].regs;
+        let h = NAMED_PROFILES[(next() % NAMED_PROFILES.len() as u64) as usize].regs;
+        let m = Mapping::new(g, h, next() as u16, &[(next() as u32 & 7, next() as u32)]);
+        let cmd = |next: &mut dyn FnMut() -> u64| {
+            let op = ops[(next() % ops.len() as u64) as usize];
+            RawCommand::new((next() & !0xFF) | u64::from(op), next())
+        };
+        let guest: Vec<RawCommand> = (0..next() % 4).map(|_| cmd(&mut next)).collect();
+        let host: Vec<RawCommand> = (0..next() % 6).map(|_| cmd(&mut next)).collect();
+        let error = (next() & 1 == 0).then(|| (next() % 6) as usize);
+        let j = run(&m, &guest, &host, error, (next() % 6) as usize);
+        assert!(j.findings.iter().all(|f| !f.message.is_empty()));
+    }
+}
