@@ -127,52 +127,97 @@ impl Program {
     /// Drop lines the parser or compiler rejects until the program compiles. Generation tracks
     /// the tables only roughly (a page inside a block, a remap of something unmapped); rather
     /// than duplicate the builder's bookkeeping, the builder's own verdict is used. Always
-    /// terminates: every round removes a line or stops.
+    /// terminates: every round removes a line or stops. The program is parsed once: lines are
+    /// removed from the parsed case and the text alike, and only the compiler runs again.
     pub fn repair(&mut self) -> Option<Trace> {
         let hl = header_len(0, !self.needs.is_empty());
+        let mut case: Option<Case> = None;
         for _ in 0..=self.lines.len() {
             if self.lines.is_empty() {
                 return None;
             }
-            let err = match self.compile() {
-                Ok(t) => return Some(t),
-                Err(e) => e,
+            let parsed = match case.take() {
+                Some(c) => Ok(c),
+                None => self.to_case(),
             };
-            // Error lines are 1-based over the whole text; the header comes first.
-            let idx = err.line.checked_sub(hl + 1)?;
+            // One step per line, in order, is what lets removals apply to both.
+            let parsed = parsed.and_then(|c| {
+                if c.steps.len() == self.lines.len() {
+                    Ok(c)
+                } else {
+                    Err(CaseError {
+                        file: "<fuzz>".into(),
+                        line: 0,
+                        message: "lines and steps differ".into(),
+                    })
+                }
+            });
+            let (err, mut c) = match parsed {
+                Ok(c) => match case::compile(&c) {
+                    Ok(compiled) => return Some(compiled.trace),
+                    Err(e) => (e, Some(c)),
+                },
+                Err(e) => (e, None),
+            };
+            let idx = match &c {
+                Some(c) => c.steps.iter().position(|l| l.line == err.line)?,
+                // Error lines are 1-based over the whole text; the header comes first.
+                None => err.line.checked_sub(hl + 1)?,
+            };
             if idx >= self.lines.len() {
                 return None;
             }
             // A `remap` of something a removed line would have mapped is still a good `map`.
             if err.message.starts_with("`remap`") && self.lines[idx].starts_with("remap ") {
                 self.lines[idx].replace_range(..5, "map");
+                if let Some(c) = c.as_mut() {
+                    if let case::CaseStep::Map { remap, .. } = &mut c.steps[idx].step {
+                        *remap = false;
+                    }
+                    c.steps[idx].text.clone_from(&self.lines[idx]);
+                }
+                case = c;
                 continue;
             }
             self.lines.remove(idx);
             // A `cmd` whose `submit` went away would stay pending: drop orphaned cmd lines too.
-            self.fix_batches();
+            let keep = self.fix_batches();
+            if let Some(mut c) = c {
+                c.steps.remove(idx);
+                let mut k = keep.iter();
+                c.steps.retain(|_| k.next().copied().unwrap_or(false));
+                case = Some(c);
+            }
         }
         None
     }
 
     /// Remove `cmd` lines not followed by `submit` and `submit` lines with no `cmd` before them.
-    pub fn fix_batches(&mut self) {
-        let mut out: Vec<String> = Vec::with_capacity(self.lines.len());
-        let mut pending: Vec<String> = Vec::new();
-        for l in self.lines.drain(..) {
+    /// Returns, for each line before the call, whether it was kept.
+    pub fn fix_batches(&mut self) -> Vec<bool> {
+        let mut keep = vec![true; self.lines.len()];
+        let mut pending: Vec<usize> = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
             if l.starts_with("cmd ") {
-                pending.push(l);
+                pending.push(i);
             } else if l == "submit" {
-                if !pending.is_empty() {
-                    out.append(&mut pending);
-                    out.push(l);
+                if pending.is_empty() {
+                    keep[i] = false;
                 }
-            } else {
                 pending.clear();
-                out.push(l);
+            } else {
+                for &j in &pending {
+                    keep[j] = false;
+                }
+                pending.clear();
             }
         }
-        self.lines = out;
+        for &j in &pending {
+            keep[j] = false;
+        }
+        let mut k = keep.iter();
+        self.lines.retain(|_| k.next().copied().unwrap_or(false));
+        keep
     }
 }
 
@@ -346,7 +391,7 @@ pub fn generate(data: &[u8], profile: &Profile, mode: Mode, cfg: &GenConfig) -> 
         needs,
         lines: gen.lines,
     };
-    prog.fix_batches();
+    let _ = prog.fix_batches();
     prog
 }
 
