@@ -291,6 +291,9 @@ struct StreamInfo {
     /// Has global (nG=0) stage-1 mappings: they belong to every ASID of its VMID (§3.17.1), so
     /// no other stage-1 stream may share its VMID tag.
     has_global: bool,
+    /// STE.STRW = EL2 (§5.2): its entries are tagged with the EL2 StreamWorld, carry neither
+    /// ASID nor VMID (§3.17.5, CR2.E2H == 0) and only the EL2 TLBIs remove them (§4.4.2.7-10).
+    el2: bool,
 }
 
 impl StreamInfo {
@@ -386,6 +389,9 @@ pub fn generate(data: &[u8], profile: &Profile, mode: Mode, cfg: &GenConfig) -> 
         if gen.streams.iter().any(|s| s.kind == k) {
             needs.push(n);
         }
+    }
+    if gen.streams.iter().any(|s| s.el2) {
+        needs.push("hyp");
     }
     let mut prog = Program {
         needs,
@@ -616,8 +622,15 @@ impl Gen<'_, '_> {
                 Kind::S2 => "s2",
                 Kind::Nested => "nested",
             };
+            // At most one EL2 stream: EL2 entries carry no ASID or VMID (§3.17.5), so two EL2
+            // streams with their own tables would be one address space with two meanings.
+            let el2 = kind == Kind::S1
+                && self.p.hyp
+                && !self.streams.iter().any(|s| s.el2)
+                && self.g.chance(1, 3);
+            let el2s = if el2 { " el2" } else { "" };
             self.line(format!(
-                "stream {name} sid={sid} {kname} asid={asid:#x} vmid={vmid:#x} granule={gname}"
+                "stream {name} sid={sid} {kname} asid={asid:#x} vmid={vmid:#x} granule={gname}{el2s}"
             ));
             self.streams.push(StreamInfo {
                 name,
@@ -627,6 +640,7 @@ impl Gen<'_, '_> {
                 vmid,
                 granule,
                 has_global: false,
+                el2,
             });
             let maps = 1 + self.g.below(4);
             for _ in 0..maps {
@@ -993,11 +1007,24 @@ impl Gen<'_, '_> {
         let mut range: Vec<(&str, u64)> = Vec::new();
         if self.p.ril && self.g.chance(1, 2) {
             let num = self.g.pick(&[0u64, 1, 2, 3, 31]);
-            let scale = self.g.pick(&[0u64, 0, 1, 2]);
+            // SCALE is 6 bits with IDR5.DS (§4.4.1.1, bit 25 RES0 otherwise): a range from 0 with
+            // SCALE >= 32 covers every mapped address (2^32 granules), which a decoder reading 5
+            // bits shrinks to a few granules. Raw mode also sends it without DS.
+            let big = (self.p.ds || self.mode == Mode::Raw) && self.g.chance(1, 4);
+            let scale = if big {
+                32 + self.g.pick(&[0u64, 0, 1, 2, 7, 31])
+            } else {
+                self.g.pick(&[0u64, 0, 1, 2])
+            };
             let ttl = self.g.pick(&[0u64, m.level as u64, 3]);
-            // Start the range a few granules before the address sometimes.
+            // Start the range a few granules before the address sometimes, or at 0 for the huge
+            // ranges.
             let back = self.g.range(0, 1) * g.size();
-            addr = m.va.saturating_sub(back);
+            addr = if big && self.g.chance(3, 4) {
+                0
+            } else {
+                m.va.saturating_sub(back)
+            };
             range = vec![
                 ("TG", tg_code(g)),
                 ("TTL", ttl),
@@ -1011,7 +1038,24 @@ impl Gen<'_, '_> {
             base.extend_from_slice(r);
             base
         };
-        let c = if m.s2 {
+        let c = if s.el2 && !m.s2 {
+            // EL2 entries (§4.4.2.7-10): NH and NSNH TLBIs do not touch them.
+            match self.g.below(8) {
+                0..=2 => cmd(Opcode::TlbiEl2All, &[]),
+                3 | 4 => cmd(
+                    Opcode::TlbiEl2Va,
+                    &with(
+                        vec![("ASID", asid), ("Address", addr), ("Leaf", leaf)],
+                        &range,
+                    ),
+                ),
+                5 | 6 => cmd(
+                    Opcode::TlbiEl2Vaa,
+                    &with(vec![("Address", addr), ("Leaf", leaf)], &range),
+                ),
+                _ => cmd(Opcode::TlbiEl2Asid, &[("ASID", asid)]),
+            }
+        } else if m.s2 {
             match self.g.below(6) {
                 0..=2 => cmd(
                     Opcode::TlbiS2Ipa,

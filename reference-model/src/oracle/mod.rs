@@ -503,10 +503,47 @@ impl Model {
                 },
             );
         }
+        // Entries cacheable now only through a stale walk-cache entry this SYNC removes (a
+        // leaf cached while its table was current, whose table descriptor was then removed) may
+        // still be cached themselves: removing the walk-cache entry does not remove them
+        // (§3.21.1, §4.4.1.1). Unless an invalidation completed here covers them, they stay as
+        // stale entries.
+        let tables_go = self.ever_enabled
+            && self
+                .stale
+                .tlb_entries()
+                .any(|(e, _, k)| k.is_some() && e.tag.kind == crate::tlb::EntryKind::Table);
+        let before_tlb = if tables_go {
+            Some(self.current_reach().tlb.clone())
+        } else {
+            None
+        };
         roots |= self.stale.complete_tlb();
         if roots {
             // What only a removed stale table or structure reached is no longer cacheable.
             self.drop_reach();
+        }
+        if let Some(before) = before_tlb {
+            let origin = Origin {
+                event: self.event,
+                pa: 0,
+            };
+            let after = self.current_reach().tlb.clone();
+            let mut added = false;
+            for e in before.difference(&after) {
+                if self.clean_tlb.contains(e)
+                    || scopes.iter().any(|(_, _, sc)| sc.requires_tlb(&e.tag))
+                {
+                    continue;
+                }
+                self.stale.add_tlb(*e, origin);
+                self.stats.stale_created += 1;
+                added = true;
+            }
+            if added {
+                // New stale entries may be roots (tables) or translate IPAs (stage 2).
+                self.drop_reach();
+            }
         }
     }
 

@@ -764,10 +764,25 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                     self.ste_value(sid, &w);
                 }
                 CfgTag::Cd { sid, .. } if e.words.len() == 8 => {
-                    if let Some(ste) = current_ste(sid) {
-                        let mut w = [0u64; 8];
-                        w.copy_from_slice(&e.words);
-                        self.cd_value(sid, &ste, &w);
+                    let mut w = [0u64; 8];
+                    w.copy_from_slice(&e.words);
+                    // Configuration caches are independent (§3.21.3): a cached CD may be used
+                    // with the current STE or with a still-cached older STE of its stream.
+                    let mut stes: Vec<Ste> = current_ste(sid).into_iter().collect();
+                    for (s, _, _) in stale.cfg_entries() {
+                        if let CfgTag::Ste { sid: ssid, .. } = s.tag {
+                            if ssid == sid && s.words.len() == 8 {
+                                let mut sw = [0u64; 8];
+                                sw.copy_from_slice(&s.words);
+                                let ste = Ste::decode(sw);
+                                if !stes.iter().any(|x| x.raw == ste.raw) {
+                                    stes.push(ste);
+                                }
+                            }
+                        }
+                    }
+                    for ste in &stes {
+                        self.cd_value(sid, ste, &w);
                     }
                 }
                 _ => {}
