@@ -647,6 +647,34 @@ impl Classifier {
         }
     }
 
+    /// The classifier for (profile, queue), built on first use in this thread and shared after
+    /// that: building one evaluates all 256 opcodes, which a fuzzing loop that classifies a few
+    /// dozen commands per input would otherwise pay on every input. Keeps the last few.
+    pub fn shared(profile: &Profile, queue: Queue) -> std::rc::Rc<Classifier> {
+        const KEEP: usize = 8;
+        std::thread_local! {
+            static CACHE: std::cell::RefCell<Vec<std::rc::Rc<Classifier>>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(i) = c
+                .iter()
+                .position(|k| k.profile == *profile && k.queue == queue)
+            {
+                let k = c.remove(i);
+                c.push(k.clone());
+                return k;
+            }
+            let k = std::rc::Rc::new(Classifier::new(profile, queue));
+            if c.len() >= KEEP {
+                c.remove(0);
+            }
+            c.push(k.clone());
+            k
+        })
+    }
+
     pub fn profile(&self) -> &Profile {
         &self.profile
     }

@@ -41,6 +41,8 @@ pub const F_TRANSLATION: u8 = 0x10;
 /// AF == 0 without AFFD (§7.3, F_ACCESS).
 pub const F_ACCESS: u8 = 0x12;
 pub const F_PERMISSION: u8 = 0x13;
+/// A table or output address beyond the stage's output size (§7.3 F_ADDR_SIZE; Arm ARM D8).
+pub const F_ADDR_SIZE: u8 = 0x11;
 pub const C_BAD_STREAMID: u8 = 0x02;
 pub const C_BAD_STE: u8 = 0x04;
 pub const C_BAD_SUBSTREAMID: u8 = 0x08;
@@ -405,7 +407,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                     // The cached entry fixes the granule of the walk below it, whatever the
                     // current configuration says (§3.17: lookups are by tag and address).
                     if let Some(sp) = subtree_params(Stage::S1, e.tag.granule, level, next) {
-                        let sp = WalkParams { affd: p.affd, ..sp };
+                        let sp = WalkParams {
+                            affd: p.affd,
+                            output_bits: p.output_bits,
+                            ..sp
+                        };
                         self.s1_walk(ctx, &sp, level + 1, next, va, &mut out);
                     }
                 }
@@ -443,8 +449,17 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             let raw = self.mem.read_u64(pa);
             match decode_descriptor(p.granule, level, raw, Stage::S1) {
                 Descriptor::Invalid => out.push(Err(F_TRANSLATION)),
+                // The same checks, in the same order, as the walker (walk.rs).
+                Descriptor::Table { next_table, .. } if out_of_range(next_table, p.output_bits) => {
+                    out.push(Err(F_ADDR_SIZE))
+                }
                 Descriptor::Table { next_table, .. } => {
                     self.s1_walk(ctx, p, level + 1, next_table, va, out)
+                }
+                Descriptor::Leaf { output_address, .. }
+                    if out_of_range(output_address, p.output_bits) =>
+                {
+                    out.push(Err(F_ADDR_SIZE))
                 }
                 Descriptor::Leaf {
                     output_address,
@@ -523,7 +538,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             ) {
                 if let TlbContent::Table { next } = e.content {
                     if let Some(sp) = subtree_params(Stage::S2, e.tag.granule, level, next) {
-                        let sp = WalkParams { affd: p.affd, ..sp };
+                        let sp = WalkParams {
+                            affd: p.affd,
+                            output_bits: p.output_bits,
+                            ..sp
+                        };
                         self.s2_walk(&sp, level + 1, next, ipa, &mut out);
                     }
                 }
@@ -548,8 +567,16 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         let raw = self.mem.read_u64(pa);
         match decode_descriptor(p.granule, level, raw, Stage::S2) {
             Descriptor::Invalid => out.push(Err(F_TRANSLATION)),
+            Descriptor::Table { next_table, .. } if out_of_range(next_table, p.output_bits) => {
+                out.push(Err(F_ADDR_SIZE))
+            }
             Descriptor::Table { next_table, .. } => {
                 self.s2_walk(p, level + 1, next_table, ipa, out)
+            }
+            Descriptor::Leaf { output_address, .. }
+                if out_of_range(output_address, p.output_bits) =>
+            {
+                out.push(Err(F_ADDR_SIZE))
             }
             Descriptor::Leaf {
                 output_address,
@@ -580,6 +607,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             }
         }
     }
+}
+
+/// An address beyond an output size of `bits` bits (walk.rs applies the same test).
+fn out_of_range(addr: u64, bits: u8) -> bool {
+    bits < 64 && addr >> bits != 0
 }
 
 #[allow(clippy::too_many_arguments)]
