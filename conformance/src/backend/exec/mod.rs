@@ -8,6 +8,7 @@
 //! missing or mistyped field, an unknown message, an early exit, silence) becomes a
 //! [`HarnessError`] (exit status 2) within the timeout, quoting the end of the peer's stderr.
 
+pub mod lockstep;
 pub mod peer;
 pub mod protocol;
 pub mod serve;
