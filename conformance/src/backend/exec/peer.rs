@@ -50,17 +50,30 @@ impl Peer {
         let (prog, args) = argv
             .split_first()
             .ok_or_else(|| HarnessError::Setup(format!("backend {label}: empty command")))?;
-        let mut child = Command::new(prog)
+        let mut command = Command::new(prog);
+        command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so that kill(-pgid) reaches everything it starts.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                HarnessError::Setup(format!("backend {label}: cannot start {prog}: {e}"))
-            })?;
+            .process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // prctl(2) system call, which is async-signal-safe. It is a safety net for a harness
+        // that dies without dropping the peer (killed by a signal): the kernel then kills the
+        // peer too. Drop still kills the whole group in every ordinary case.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            HarnessError::Setup(format!("backend {label}: cannot start {prog}: {e}"))
+        })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

@@ -215,9 +215,10 @@ pub struct WireWrite {
     pub value: Hex,
 }
 
-/// The operations, one per trait method (plus hello and bye).
+/// The operations, one per trait method (plus hello and bye). A server ignores argument fields
+/// it does not know: a newer harness may send more within a protocol version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Call {
     /// The first request: versions, role, capabilities.
     Hello {
