@@ -256,7 +256,9 @@ fn bad_specs_and_missing_programs_are_setup_errors() {
         }
     }
     // A peer that serves the wrong role.
-    let spec = ExecSpec::parse(&served("emulator", "")).unwrap().unwrap();
+    let spec = ExecSpec::parse(&format!("exec-forwarder:{SERVE} --backend emulator"))
+        .unwrap()
+        .unwrap();
     let e = ExecForwarder::open(&spec).err().expect("role mismatch");
     assert!(e.to_string().contains("serves a device"), "{e}");
 }
@@ -345,9 +347,9 @@ fn the_python_tiny_smmu_gives_the_documented_verdicts() {
 fn the_python_tiny_forwarder_over_the_protocol() {
     let Some(py) = python() else { return };
     let script = root().join("examples/python/tiny_forwarder.py");
-    let direct = format!("exec:{py} {}", script.display());
+    let direct = format!("exec-forwarder:{py} {}", script.display());
     // Directly, and proxied through smmu-conform-serve's forwarder role: the same answers.
-    let proxied = format!("exec:{SERVE} --role forwarder --backend \"{direct}\"");
+    let proxied = format!("exec-forwarder:{SERVE} --role forwarder --backend \"{direct}\"");
     let vsmmu = VirtualSmmu {
         host_vmid: 7,
         sids: vec![(1, 0x21), (2, 0x22)],
@@ -380,14 +382,14 @@ fn the_python_tiny_forwarder_over_the_protocol() {
         .any(|c| c.0[0] & 0xff == 0x12 && (c.0[0] >> 32) & 0xffff == 7));
     // A forwarder that breaks the protocol mid-forward is a harness error too.
     let broken = format!(
-        "exec,timeout=2s:{SERVE} --role forwarder --backend \"{direct}\" --misbehave wrong-field@forward"
+        "exec-forwarder,timeout=2s:{SERVE} --role forwarder --backend \"{direct}\" --misbehave wrong-field@forward"
     );
     let mut f = smmu_conform::open::open_forwarder(&broken).unwrap();
     f.setup(&vsmmu).unwrap();
     let e = f.forward(&guest).unwrap_err();
     assert!(matches!(e, HarnessError::Protocol { .. }), "{e:?}");
     let stall = format!(
-        "exec,timeout=300ms:{SERVE} --role forwarder --backend \"{direct}\" --misbehave stall@setup"
+        "exec-forwarder,timeout=300ms:{SERVE} --role forwarder --backend \"{direct}\" --misbehave stall@setup"
     );
     let mut f = smmu_conform::open::open_forwarder(&stall).unwrap();
     let e = f.setup(&vsmmu).unwrap_err();

@@ -45,22 +45,28 @@ pub struct ExecSpec {
     pub argv: Vec<String>,
     pub timeout: Duration,
     pub hello_timeout: Duration,
+    /// `exec:` names a device, `exec-forwarder:` a forwarder (the suites differ, so the role is
+    /// known before the peer starts).
+    pub role: Role,
 }
 
 impl ExecSpec {
-    /// Parse `exec[,timeout=DUR][,hello-timeout=DUR]:COMMAND ARGS`; `None` when `spec` is not
-    /// an exec spec at all.
+    /// Parse `exec[,timeout=DUR][,hello-timeout=DUR]:COMMAND ARGS` (a device) or
+    /// `exec-forwarder[,OPTIONS]:COMMAND ARGS` (a forwarder); `None` when `spec` is neither.
     pub fn parse(spec: &str) -> Option<Result<ExecSpec, String>> {
         let (head, command) = spec.split_once(':')?;
         let mut opts = head.split(',');
-        if opts.next()?.trim() != "exec" {
-            return None;
-        }
-        Some(Self::parse_parts(spec, opts, command))
+        let role = match opts.next()?.trim() {
+            "exec" => Role::Device,
+            "exec-forwarder" => Role::Forwarder,
+            _ => return None,
+        };
+        Some(Self::parse_parts(spec, role, opts, command))
     }
 
     fn parse_parts<'a>(
         spec: &str,
+        role: Role,
         opts: impl Iterator<Item = &'a str>,
         command: &str,
     ) -> Result<ExecSpec, String> {
@@ -105,6 +111,7 @@ impl ExecSpec {
             argv,
             timeout,
             hello_timeout,
+            role,
         })
     }
 }
@@ -310,23 +317,34 @@ impl Forwarder for ExecForwarder {
     }
 }
 
-/// Open a device from an `exec:` spec.
+fn parsed(spec: &str, role: Role) -> Option<Result<ExecSpec, HarnessError>> {
+    let parsed = ExecSpec::parse(spec)?.map_err(HarnessError::Setup);
+    Some(parsed.and_then(|s| {
+        if s.role == role {
+            Ok(s)
+        } else {
+            Err(HarnessError::Setup(format!(
+                "backend {spec} names a {}, not a {} (exec: is a device, exec-forwarder: a forwarder)",
+                s.role.name(),
+                role.name()
+            )))
+        }
+    }))
+}
+
+/// Open a device from an `exec:` spec; `None` when `spec` is not an exec spec.
 pub fn open_device(spec: &str) -> Option<Result<Box<dyn Device>, HarnessError>> {
-    let parsed = ExecSpec::parse(spec)?;
     Some(
-        parsed
-            .map_err(HarnessError::Setup)
+        parsed(spec, Role::Device)?
             .and_then(|s| ExecDevice::open(&s))
             .map(|d| Box::new(d) as Box<dyn Device>),
     )
 }
 
-/// Open a forwarder from an `exec:` spec.
+/// Open a forwarder from an `exec-forwarder:` spec; `None` when `spec` is not an exec spec.
 pub fn open_forwarder(spec: &str) -> Option<Result<Box<dyn Forwarder>, HarnessError>> {
-    let parsed = ExecSpec::parse(spec)?;
     Some(
-        parsed
-            .map_err(HarnessError::Setup)
+        parsed(spec, Role::Forwarder)?
             .and_then(|s| ExecForwarder::open(&s))
             .map(|d| Box::new(d) as Box<dyn Forwarder>),
     )
@@ -348,6 +366,16 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_millis(250));
         assert_eq!(s.hello_timeout, Duration::from_secs(2));
         assert_eq!(s.label, "exec,timeout=250ms,hello-timeout=2s:./peer");
+        assert_eq!(s.role, Role::Device);
+        let f = ExecSpec::parse("exec-forwarder:./vmm").unwrap().unwrap();
+        assert_eq!(
+            (f.role, f.argv.as_slice()),
+            (Role::Forwarder, &["./vmm".to_string()][..])
+        );
+        assert!(matches!(
+            open_device("exec-forwarder:./vmm"),
+            Some(Err(HarnessError::Setup(_)))
+        ));
         assert!(ExecSpec::parse("emulator").is_none());
         assert!(ExecSpec::parse("mutant:x").is_none());
         assert!(ExecSpec::parse("exec:").unwrap().is_err());
