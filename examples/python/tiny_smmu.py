@@ -14,7 +14,8 @@ What it implements (Arm IHI 0070 section numbers):
   stage-1 CD per stream (S1CDMax == 0), with TTB0 and TTB1 (5.4).
 - A 4K-granule stage-1 walk with access flag, address size and permission checks for
   unprivileged data accesses (3.4, Arm ARM D8).
-- Caches: an STE cache, a CD cache and a FIFO TLB of TLB_SIZE leaf entries. Invalidations take
+- Caches: an STE cache, a CD cache and a FIFO TLB of TLB_SIZE leaf entries (tagged by ASID,
+  global bit and, more narrowly than required, StreamID). Invalidations take
   effect when consumed, so every CMD_SYNC finds them complete (4.7.3):
   CFGI_STE, CFGI_STE_RANGE (and CFGI_ALL), CFGI_CD, CFGI_CD_ALL (4.3);
   TLBI_NH_ALL, TLBI_NH_ASID, TLBI_NH_VA, TLBI_NH_VAA, TLBI_NSNH_ALL (4.4).
@@ -265,8 +266,7 @@ class TinySmmu:
             raise Fault(C_BAD_STE)  # substreams need SSIDSIZE > 0
         if (w[0] & mask(55, 6)) >> OAS_BITS:
             raise Fault(C_BAD_STE)
-        if bits(w[1], 31, 30) == 0b10 or bits(w[1], 31, 30) == 0b11:
-            raise Fault(C_BAD_STE)  # EL2 StreamWorld without Hyp
+        # STE.STRW is IGNORED without Hyp (5.2.2): every stream is NS-EL1 here.
 
     def cd(self, sid, ste):
         if self.smmuen and sid in self.cd_cache:
@@ -335,11 +335,17 @@ class TinySmmu:
             raise Fault(F_TRANSLATION)
         privileged = bits(ste[1], 49, 48) == 0b11  # STE.PRIVCFG: else the probe's own (user)
         va56 = addr & mask(55, 0)
+        # Entries are also tagged with the StreamID they were walked for: narrower than the
+        # architecture's ASID/VMID tags (always allowed), and it keeps two streams that share
+        # an ASID on this SMMU without stage 2 (an UNPREDICTABLE setup, 5.4.1) apart.
         for e in self.tlb if self.smmuen else []:
+            if e["sid"] != sid:
+                continue
             if (e["global"] or e["asid"] == asid) and e["va"] <= va56 < e["va"] + e["size"]:
                 return self.check_perms(e, write, privileged) + (va56 - e["va"])
         e = self.walk(cd[1 + region], ib, addr, self.ips_bits(w0), bit(w0, 35))
         e["asid"] = asid
+        e["sid"] = sid
         if self.smmuen and TLB_SIZE:
             self.tlb.append(e)
             if len(self.tlb) > TLB_SIZE:
