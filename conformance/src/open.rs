@@ -62,14 +62,10 @@ pub fn open_backend(spec: &str) -> Result<Box<dyn Device>, HarnessError> {
     crate::backend::select::open(spec).map_err(|e| HarnessError::Setup(e.to_string()))
 }
 
-/// Open a forwarder backend by spec: `exec-forwarder[,OPTIONS]:COMMAND ARGS` (docs/protocol.md).
+/// Open a forwarder backend by spec: `forwarder`, `fwd-mutant:NAME`,
+/// `exec-forwarder[,OPTIONS]:COMMAND ARGS` (docs/protocol.md); see `crate::forwarder`.
 pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
-    if let Some(forwarder) = crate::backend::exec::open_forwarder(spec) {
-        return forwarder;
-    }
-    Err(HarnessError::Setup(format!(
-        "unknown forwarder backend '{spec}' (expected exec-forwarder:COMMAND)"
-    )))
+    crate::forwarder::open_forwarder(spec)
 }
 
 /// Every mutant, by name, with how to open it. Wired to `backend::select::list_mutants` when the

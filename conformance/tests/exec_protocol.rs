@@ -350,10 +350,12 @@ fn the_python_tiny_forwarder_over_the_protocol() {
     let direct = format!("exec-forwarder:{py} {}", script.display());
     // Directly, and proxied through smmu-conform-serve's forwarder role: the same answers.
     let proxied = format!("exec-forwarder:{SERVE} --role forwarder --backend \"{direct}\"");
+    let regs = |name: &str| smmu_model::profile::Profile::named(name).unwrap().regs;
     let vsmmu = VirtualSmmu {
+        guest: regs("qemu-10.0-virt-9.1"),
+        host: regs("qemu-10.0"),
         host_vmid: 7,
         sids: vec![(1, 0x21), (2, 0x22)],
-        ..Default::default()
     };
     let guest = [
         RawCommand([0x12 | (5 << 48), 0x1000]), // TLBI_NH_VA ASID 5
@@ -394,4 +396,59 @@ fn the_python_tiny_forwarder_over_the_protocol() {
     let mut f = smmu_conform::open::open_forwarder(&stall).unwrap();
     let e = f.setup(&vsmmu).unwrap_err();
     assert!(matches!(e, HarnessError::Timeout { ms: 300, .. }), "{e:?}");
+}
+
+// ---- forwarders ----------------------------------------------------------------------------
+
+fn run_forwarders(spec: &str) -> suite::SuiteReport {
+    use smmu_conform::forwarder::suite as fsuite;
+    let cases = fsuite::load(&[], &fsuite::default_cases_dir()).expect("forwarder cases");
+    let s = spec.to_string();
+    let factory = move || smmu_conform::open::open_forwarder(&s);
+    fsuite::run_suite(&cases, &factory, spec, &Expectations::default(), &|_, _| {})
+        .unwrap_or_else(|e| panic!("{spec}: {e}"))
+}
+
+#[test]
+fn reference_forwarder_and_every_forwarder_mutant_judge_the_same_over_the_protocol() {
+    let mut backends = vec![smmu_conform::forwarder::REFERENCE.to_string()];
+    backends.extend(
+        smmu_conform::forwarder::list_mutants()
+            .into_iter()
+            .map(|(n, _)| format!("{}{n}", smmu_conform::forwarder::MUTANT_PREFIX)),
+    );
+    assert!(
+        backends.len() > 1,
+        "the reference forwarder and its mutants"
+    );
+    for b in &backends {
+        let local = run_forwarders(b);
+        let remote = run_forwarders(&format!(
+            "exec-forwarder:{SERVE} --role forwarder --backend {b}"
+        ));
+        assert_eq!(remote.summary.harness_error, 0, "{b} over the protocol");
+        let d = differences(&verdicts(&local.cases), &verdicts(&remote.cases));
+        assert!(
+            d.is_empty(),
+            "{b}: in-process and over the protocol differ:\n{}",
+            d.join("\n")
+        );
+        assert_eq!(remote.exit_code(), local.exit_code(), "{b}");
+    }
+}
+
+#[test]
+fn the_python_tiny_forwarder_passes_the_forwarder_suite() {
+    let Some(py) = python() else { return };
+    let script = root().join("examples/python/tiny_forwarder.py");
+    let r = run_forwarders(&format!("exec-forwarder:{py} {}", script.display()));
+    // docs/writing-a-backend.md states these numbers.
+    let s = &r.summary;
+    assert_eq!(
+        (s.fail, s.harness_error, s.case_error, s.skip),
+        (0, 0, 0, 0),
+        "{}",
+        smmu_conform::report::suite::text(&r)
+    );
+    assert_eq!(s.pass, r.cases.len());
 }
