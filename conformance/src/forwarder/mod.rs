@@ -3,7 +3,7 @@
 //! Every verdict comes from the model's forwarding oracle (`smmu_model::forward`, docs/forwarder.md).
 //!
 //! Backends by spec: `forwarder` (the reference), `fwd-mutant:NAME` (`smmu-conform mutants --list
-//! --forwarders`). Other forwarders (the Linux kernel path, an out-of-process forwarder) implement
+//! --forwarders`), `exec-forwarder:COMMAND` (any program speaking docs/protocol.md). Other forwarders (the Linux kernel path, an out-of-process forwarder) implement
 //! [`crate::backend::Forwarder`] and are added to [`open_forwarder`].
 
 pub mod case;
@@ -24,12 +24,20 @@ pub const MUTANT_PREFIX: &str = "fwd-mutant:";
 /// Whether a backend spec names a forwarder (run with the forwarder suite, not the device one).
 pub fn is_forwarder_spec(spec: &str) -> bool {
     let s = spec.trim();
-    s == REFERENCE || s.starts_with(MUTANT_PREFIX)
+    s == REFERENCE
+        || s.starts_with(MUTANT_PREFIX)
+        || crate::backend::exec::ExecSpec::parse(s).is_some_and(|p| {
+            p.is_ok_and(|p| p.role == crate::backend::exec::protocol::Role::Forwarder)
+        })
 }
 
 /// Open a forwarder by spec.
 pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
     let s = spec.trim();
+    // `exec-forwarder:COMMAND`: any program speaking docs/protocol.md.
+    if let Some(f) = crate::backend::exec::open_forwarder(s) {
+        return f;
+    }
     if s == REFERENCE {
         return Ok(Box::new(ReferenceForwarder::new(None)));
     }
@@ -43,7 +51,7 @@ pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
             });
     }
     Err(HarnessError::Setup(format!(
-        "unknown forwarder backend '{s}' (expected {REFERENCE} or {MUTANT_PREFIX}NAME)"
+        "unknown forwarder backend '{s}' (expected {REFERENCE}, {MUTANT_PREFIX}NAME or exec-forwarder:COMMAND)"
     )))
 }
 
