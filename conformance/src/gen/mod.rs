@@ -907,7 +907,11 @@ impl Gen<'_, '_> {
                 Some(vec![self.cfgi_ste_for(si)])
             }
             _ => {
-                if self.mode == Mode::Raw && self.g.chance(1, 2) {
+                // Not with an EL2 stream: junk in another STE's STRW field makes a second EL2
+                // stream, whose untagged entries then mean two things at once (§3.17.5, §5.4.1:
+                // UNPREDICTABLE, which no oracle can judge).
+                let junk_ok = !self.streams.iter().any(|s| s.el2);
+                if self.mode == Mode::Raw && junk_ok && self.g.chance(1, 2) {
                     // Junk into the structure area: STEs, CDs and tables go bad (C_BAD_*).
                     let pa = crate::layout::STRUCT_BASE + 8 * self.g.range(0, 0x3ff);
                     let v = self.g.u64();

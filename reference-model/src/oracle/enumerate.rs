@@ -282,35 +282,52 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         let mut v = Vec::new();
         let nested = ste.config().s2_enabled();
         let ctx0 = Ctx::new(sid, ste, None, self.sp);
-        let read_cd = |this: &mut Self, ipa: u64| -> Result<Cd, u8> {
-            let pas = if nested {
+        // Every stage-2 outcome for the CD's IPA: a stage-2 fault on the fetch is reported as
+        // that fault, as the walker does (walk.rs `config_pa`).
+        let read_cd = |this: &mut Self, ipa: u64| -> Vec<Result<Cd, u8>> {
+            let pas: Vec<Result<u64, u8>> = if nested {
                 match ctx0.as_ref() {
                     Some(c) => this
                         .s2(c, ipa)
                         .into_iter()
-                        .filter_map(|r| r.ok().map(|x| x.0))
-                        .collect::<Vec<_>>(),
+                        .map(|r| r.map(|x| x.0))
+                        .collect(),
                     None => vec![],
                 }
             } else {
-                vec![ipa]
+                vec![Ok(ipa)]
             };
-            match pas.first() {
-                Some(&pa) => read_struct(this.mem, pa).map(Cd::decode).ok_or(F_CD_FETCH),
-                None => Err(F_CD_FETCH),
+            if pas.is_empty() {
+                return vec![Err(F_CD_FETCH)];
             }
+            pas.into_iter()
+                .map(|r| {
+                    r.and_then(|pa| read_struct(this.mem, pa).map(Cd::decode).ok_or(F_CD_FETCH))
+                })
+                .collect()
         };
         match cd_table_step(ste, self.sp, ssid) {
-            CdTableStep::Cd { addr } => v.push((read_cd(self, addr), None)),
+            CdTableStep::Cd { addr } => {
+                for c in read_cd(self, addr) {
+                    v.push((c, None));
+                }
+            }
             CdTableStep::L1Cd {
                 l1cd_addr,
                 l2_index,
             } => {
                 let fmt = CdFormat::of_ste(ste, self.sp);
                 let l1pa = if nested {
-                    ctx0.as_ref()
-                        .and_then(|c| self.s2(c, l1cd_addr).into_iter().find_map(|r| r.ok()))
-                        .map(|x| x.0)
+                    let rs = match ctx0.as_ref() {
+                        Some(c) => self.s2(c, l1cd_addr),
+                        None => Vec::new(),
+                    };
+                    for r in &rs {
+                        if let Err(ev) = r {
+                            v.push((Err(*ev), None));
+                        }
+                    }
+                    rs.into_iter().find_map(|r| r.ok()).map(|x| x.0)
                 } else {
                     Some(l1cd_addr)
                 };
@@ -327,10 +344,9 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                         v.push((Err(C_BAD_SUBSTREAMID), o));
                         continue;
                     }
-                    v.push((
-                        read_cd(self, l1.l2_base(fmt).wrapping_add(l2_index * 64)),
-                        o,
-                    ));
+                    for c in read_cd(self, l1.l2_base(fmt).wrapping_add(l2_index * 64)) {
+                        v.push((c, o));
+                    }
                 }
             }
         }
@@ -435,16 +451,18 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         }
         let ia = descriptor_address(p, level, table, va);
         let pas: Vec<u64> = if ctx.s2.is_some() {
-            self.s2(ctx, ia)
-                .into_iter()
-                .filter_map(|r| r.ok().map(|x| x.0))
-                .collect()
+            let mut pas = Vec::new();
+            // A stage-2 fault on the table fetch is an outcome too (walk.rs reports it).
+            for r in self.s2(ctx, ia) {
+                match r {
+                    Ok((pa, _)) => pas.push(pa),
+                    Err(ev) => out.push(Err(ev)),
+                }
+            }
+            pas
         } else {
             vec![ia]
         };
-        if pas.is_empty() {
-            out.push(Err(F_TRANSLATION));
-        }
         for pa in pas {
             let raw = self.mem.read_u64(pa);
             match decode_descriptor(p.granule, level, raw, Stage::S1) {

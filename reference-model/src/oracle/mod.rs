@@ -504,17 +504,23 @@ impl Model {
             );
         }
         // Entries cacheable now only through a stale walk-cache entry this SYNC removes (a
-        // leaf cached while its table was current, whose table descriptor was then removed) may
-        // still be cached themselves: removing the walk-cache entry does not remove them
-        // (§3.21.1, §4.4.1.1). Unless an invalidation completed here covers them, they stay as
-        // stale entries.
+        // leaf cached while its table was current, whose table descriptor was removed while
+        // an older walk-cache entry for that table was already stale) may still be cached
+        // themselves: removing the walk-cache entry does not remove them (§3.21.1). Until this
+        // SYNC the walk-cache entry could refill them after any invalidation of their own
+        // (§4.4.1.1, as in `refills_through_tables`), so they stay as stale entries whatever
+        // the invalidations completed here. Entries already stale follow their own life cycle.
         let tables_go = self.ever_enabled
             && self
                 .stale
                 .tlb_entries()
                 .any(|(e, _, k)| k.is_some() && e.tag.kind == crate::tlb::EntryKind::Table);
         let before_tlb = if tables_go {
-            Some(self.current_reach().tlb.clone())
+            let known: rustc_hash::FxHashSet<TlbEntry> =
+                self.stale.tlb_entries().map(|(e, _, _)| *e).collect();
+            let mut b = self.current_reach().tlb.clone();
+            b.retain(|e| !known.contains(e));
+            Some(b)
         } else {
             None
         };
@@ -531,9 +537,7 @@ impl Model {
             let after = self.current_reach().tlb.clone();
             let mut added = false;
             for e in before.difference(&after) {
-                if self.clean_tlb.contains(e)
-                    || scopes.iter().any(|(_, _, sc)| sc.requires_tlb(&e.tag))
-                {
+                if self.clean_tlb.contains(e) {
                     continue;
                 }
                 self.stale.add_tlb(*e, origin);
