@@ -692,3 +692,51 @@ mod tests {
         assert_eq!(unknown, ["telepathy"]);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// The example exchange in docs/protocol.md parses with these types, result by result, so
+    /// the document cannot drift from the code.
+    #[test]
+    fn the_documented_exchange_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let mut last_op = None;
+        let mut seen = 0;
+        for line in doc.lines() {
+            if let Some(req) = line.strip_prefix("> ") {
+                let r: Request = serde_json::from_str(req).unwrap_or_else(|e| panic!("{req}: {e}"));
+                last_op = Some(r.call.op());
+                seen += 1;
+            } else if let Some(resp) = line.strip_prefix("< ") {
+                let r: Response =
+                    serde_json::from_str(resp).unwrap_or_else(|e| panic!("{resp}: {e}"));
+                let ok = r.ok.clone().unwrap_or_else(|| panic!("{resp}: no ok"));
+                let parsed = match last_op.expect("a request before a response") {
+                    "id_regs" => serde_json::from_value::<WireIdRegs>(ok).map(|_| ()),
+                    "submit" | "acknowledge" => serde_json::from_value::<WireQueue>(ok).map(|_| ()),
+                    "probe" => serde_json::from_value::<WireObservation>(ok).map(|_| ()),
+                    "hello" => serde_json::from_value::<Hello>(ok).map(|_| ()),
+                    "forward" => serde_json::from_value::<WireForward>(ok).map(|_| ()),
+                    _ => serde_json::from_value::<Empty>(ok).map(|_| ()),
+                };
+                parsed.unwrap_or_else(|e| panic!("{resp}: {e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 16, "the example exchange has {seen} lines");
+        // The hello lines given as JSON blocks.
+        for block in doc.split("```json\n").skip(1) {
+            let text = block.split("```").next().unwrap().trim();
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            if v.get("op").is_some() {
+                serde_json::from_value::<Request>(v).unwrap();
+            } else {
+                let r: Response = serde_json::from_value(v).unwrap();
+                serde_json::from_value::<Hello>(r.ok.unwrap()).unwrap();
+            }
+        }
+    }
+}
