@@ -13,19 +13,27 @@ use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-/// Lines sent before their replies are read: well under the 64 KiB pipe buffer, so a write
+/// Bytes of lines sent before their replies are read: well under the 64 KiB pipe buffer, and
+/// the pipe is empty when a chunk is written (every earlier line has its reply), so a write
 /// never blocks on a QEMU that stopped reading (SIGSTOP) and the timeout stays in charge.
-const CHUNK_LINES: usize = 256;
+/// About a thousand lines: one round trip per chunk, QEMU never waits for the client in between.
+const CHUNK_BYTES: usize = 32 * 1024;
+/// Deferred lines are sent on their own once this many are waiting.
+const DEFER_LINES: usize = 1024;
 
 pub struct Qtest {
     proc: Option<QemuProcess>,
     backend: String,
     timeout: Duration,
-    /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`].
-    irqs_raised: Vec<u32>,
+    /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`]: (the number of replies
+    /// received before it, the interrupt number). QEMU raises an interrupt while it executes a
+    /// line, before that line's reply, so the count is the global index of that line.
+    irqs_raised: Vec<(u64, u32)>,
+    /// Replies received since the start.
+    replies: u64,
     pid: u32,
     /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
-    /// per trace memory write. Bounded by [`CHUNK_LINES`].
+    /// per trace memory write. Bounded by [`DEFER_LINES`].
     deferred: Vec<String>,
 }
 
@@ -43,6 +51,7 @@ impl Qtest {
             backend: backend.to_string(),
             timeout,
             irqs_raised: Vec::new(),
+            replies: 0,
             pid,
             deferred: Vec::new(),
         })
@@ -52,8 +61,21 @@ impl Qtest {
         self.pid
     }
 
+    /// Interrupts raised since the last call.
     pub fn take_irqs(&mut self) -> Vec<u32> {
+        self.take_irqs_seq().into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Interrupts raised since the last call, each with the global index of the line whose
+    /// execution raised it (see [`Qtest::reply_seq`]).
+    pub fn take_irqs_seq(&mut self) -> Vec<(u64, u32)> {
         std::mem::take(&mut self.irqs_raised)
+    }
+
+    /// The global index the reply to the first line of the next [`Qtest::batch`] will have
+    /// (deferred lines go first).
+    pub fn reply_seq(&self) -> u64 {
+        self.replies + self.deferred.len() as u64
     }
 
     fn fail(&mut self, kind: &str, during: &str, detail: String) -> HarnessError {
@@ -98,10 +120,10 @@ impl Qtest {
     }
 
     /// Queue a line whose reply is a bare `OK`, sent ahead of the next batch (or now, once
-    /// [`CHUNK_LINES`] are waiting). A failure surfaces at that batch.
+    /// [`DEFER_LINES`] are waiting). A failure surfaces at that batch.
     pub fn defer(&mut self, line: String, during: &str) -> Result<(), HarnessError> {
         self.deferred.push(line);
-        if self.deferred.len() >= CHUNK_LINES {
+        if self.deferred.len() >= DEFER_LINES {
             self.batch(&[], during)?;
         }
         Ok(())
@@ -130,12 +152,18 @@ impl Qtest {
         during: &str,
     ) -> Result<Vec<Option<u64>>, HarnessError> {
         let mut out = Vec::with_capacity(lines.len());
-        for chunk in lines.chunks(CHUNK_LINES) {
-            let mut text = String::with_capacity(chunk.len() * 40);
-            for l in chunk {
-                text.push_str(l);
+        let mut start = 0;
+        while start < lines.len() {
+            let mut text = String::with_capacity(CHUNK_BYTES + 256);
+            let mut end = start;
+            while end < lines.len() && (end == start || text.len() + lines[end].len() < CHUNK_BYTES)
+            {
+                text.push_str(&lines[end]);
                 text.push('\n');
+                end += 1;
             }
+            let chunk = &lines[start..end];
+            start = end;
             let write = match self.proc.as_mut().and_then(|p| p.stdin.as_mut()) {
                 Some(stdin) => stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()),
                 None => {
@@ -173,7 +201,7 @@ impl Qtest {
                 if let Some(rest) = line.strip_prefix("IRQ ") {
                     if let Some(n) = rest.strip_prefix("raise ") {
                         if let Ok(n) = n.trim().parse() {
-                            self.irqs_raised.push(n);
+                            self.irqs_raised.push((self.replies, n));
                         }
                     }
                     continue;
@@ -195,6 +223,7 @@ impl Qtest {
                 };
                 out.push(value);
                 got += 1;
+                self.replies += 1;
             }
         }
         Ok(out)
@@ -243,6 +272,16 @@ pub fn readq(addr: u64) -> String {
 }
 pub fn readb(addr: u64) -> String {
     format!("readb {addr:#x}")
+}
+/// `write ADDR LEN 0xHEX`: `bytes` in memory order, one line however many there are.
+pub fn write_bytes(addr: u64, bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(32 + 2 * bytes.len());
+    let _ = write!(s, "write {addr:#x} {:#x} 0x", bytes.len());
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 pub fn memset(addr: u64, len: u64, byte: u8) -> String {
     format!("memset {addr:#x} {len:#x} {byte:#x}")
