@@ -117,6 +117,10 @@ struct RunArgs {
     /// Write the report to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Run cases on N backend instances at once (one QEMU process each); default: the number
+    /// of cores. The report order does not depend on it
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Args)]
@@ -290,7 +294,13 @@ fn run_suite(a: RunArgs) -> Result<u8, Error> {
             b.inc(1);
         }
     };
-    let report = suite::run_suite(&cases, &factory, &a.backend, &expectations, &progress);
+    let jobs = a.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let report =
+        suite::run_suite_jobs(&cases, &factory, jobs, &a.backend, &expectations, &progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

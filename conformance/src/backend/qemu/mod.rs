@@ -201,7 +201,8 @@ impl QemuDevice {
         v
     }
 
-    /// Start QEMU and initialise the SMMU and the DMA engines. Every later wait is bounded by
+    /// Start QEMU and initialise the SMMU and the DMA engines (each exchange bounded by
+    /// `timeout`, and by at least 20 s while QEMU starts). Every later wait is bounded by
     /// `timeout`.
     pub fn spawn(binary: &Path, machine: &str, timeout: Duration) -> Result<Self, HarnessError> {
         let name = format!("qemu({}, {machine})", binary.display());
@@ -231,6 +232,7 @@ impl QemuDevice {
         )
         .map_err(|e| setup_err(e, "GIC interception"))?;
         d.reset()?;
+        d.q.started();
         Ok(d)
     }
 

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// never blocks on a QEMU that stopped reading (SIGSTOP) and the timeout stays in charge.
 /// About a thousand lines: one round trip per chunk, QEMU never waits for the client in between.
 const CHUNK_BYTES: usize = 32 * 1024;
+/// Until [`Qtest::started`], exchanges are bounded by at least this: QEMU's first reply comes
+/// once it has started, and the backend's setup (PCI enumeration of its DMA engines) is slow on a
+/// loaded machine; a short per-exchange timeout must not mistake that for a hang.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Deferred lines are sent on their own once this many are waiting.
 const DEFER_LINES: usize = 1024;
 
@@ -31,6 +35,8 @@ pub struct Qtest {
     irqs_raised: Vec<(u64, u32)>,
     /// Replies received since the start.
     replies: u64,
+    /// Set up is over: every exchange is bounded by `timeout` alone.
+    started: bool,
     pid: u32,
     /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
     /// per trace memory write. Bounded by [`DEFER_LINES`].
@@ -52,6 +58,7 @@ impl Qtest {
             timeout,
             irqs_raised: Vec::new(),
             replies: 0,
+            started: false,
             pid,
             deferred: Vec::new(),
         })
@@ -59,6 +66,20 @@ impl Qtest {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Set up is over: from now on every exchange has `timeout`, not the start-up bound.
+    pub fn started(&mut self) {
+        self.started = true;
+    }
+
+    /// The bound of one exchange now.
+    fn limit(&self) -> Duration {
+        if self.started {
+            self.timeout
+        } else {
+            self.timeout.max(STARTUP_TIMEOUT)
+        }
     }
 
     /// Interrupts raised since the last call.
@@ -98,7 +119,7 @@ impl Qtest {
         match (kind, status) {
             ("timeout", None) => HarnessError::Timeout {
                 backend: self.backend.clone(),
-                ms: self.timeout.as_millis() as u64,
+                ms: self.limit().as_millis() as u64,
                 during: during.to_string(),
             },
             (_, Some(status)) => HarnessError::Crashed {
@@ -177,7 +198,7 @@ impl Qtest {
             if let Err(e) = write {
                 return Err(self.fail("crash", during, format!("writing to qtest: {e}")));
             }
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.limit();
             let mut got = 0;
             while got < chunk.len() {
                 let left = deadline.saturating_duration_since(Instant::now());
