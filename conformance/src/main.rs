@@ -143,6 +143,11 @@ struct FuzzArgs {
     /// Stop at the first divergence (after shrinking it): for time-to-find measurements
     #[arg(long)]
     stop_at_first: bool,
+    /// Known divergences of the backend (default: corpus/expectations/BACKEND.toml when it
+    /// exists): findings matching one are counted apart, not reported as new (docs/fuzzing.md);
+    /// `--expect /dev/null` reports them all
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -324,6 +329,7 @@ fn run_suite(a: RunArgs) -> Result<u8, Error> {
 /// `fuzz`: the campaign is in the library ([`smmu_conform::fuzz`]); this prints its progress
 /// line and reproducers.
 fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
+    use smmu_conform::fuzz::known::Known;
     use smmu_conform::fuzz::{campaign, parse_duration, ModeSel, Options};
     use smmu_conform::gen::Mode;
     let usage = Error::Fuzz;
@@ -340,7 +346,12 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
+    let known = match &a.expect {
+        Some(p) => Known::load(p, &suite::default_cases_dir())?,
+        None => Known::for_backend(&a.backend)?,
+    };
     let opts = Options {
+        known,
         backend: a.backend.clone(),
         time,
         seed,
@@ -358,6 +369,12 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
         a.mode,
         opts.out.display()
     );
+    if let Some(src) = &opts.known.source {
+        eprintln!(
+            "{} known divergences from {src} are counted apart, not reported as new",
+            opts.known.entries.len()
+        );
+    }
     let spec = a.backend.clone();
     let factory = move || open_backend(&spec);
     let mut last_line = std::time::Instant::now();
@@ -397,11 +414,24 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             None => eprintln!("HARNESS ERROR: {e}"),
         }
     }
+    if !outcome.known.is_empty() {
+        let hits: Vec<String> = outcome
+            .known
+            .iter()
+            .map(|(case, n)| format!("{case} x{n}"))
+            .collect();
+        eprintln!(
+            "known divergences (not new; {}): {}",
+            opts.known.source.as_deref().unwrap_or("expectations"),
+            hits.join(", ")
+        );
+    }
     eprintln!(
-        "{} executions in {:.1}s, {} divergence(s), {} harness error(s)",
+        "{} executions in {:.1}s, {} new divergence(s), {} known, {} harness error(s)",
         outcome.execs,
         outcome.elapsed.as_secs_f64(),
         outcome.findings.len(),
+        outcome.known.values().sum::<u64>(),
         outcome.harness_errors.len()
     );
     Ok(outcome.exit_code())
