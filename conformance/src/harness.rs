@@ -28,10 +28,10 @@ fn asks_device(caps: &Capabilities, write: bool) -> bool {
     caps.translation && (!write || caps.write_probes)
 }
 
-/// The device's outcome of step `i`, a write, submission or probe. Such steps go to the device
-/// in runs ([`Device::run_steps`]): when nothing is `ahead`, the run of them starting at `i`
-/// (probes the device is not asked to make left out) runs now, and its outcomes wait in
-/// `ahead`, `None` for a probe not asked.
+/// The device's outcome of step `i`, any step but an acknowledgement (the harness judges the
+/// queue before it acknowledges). Such steps go to the device in runs ([`Device::run_steps`]):
+/// when nothing is `ahead`, the run of them starting at `i` (probes the device is not asked to
+/// make left out) runs now, and its outcomes wait in `ahead`, `None` for a probe not asked.
 fn next_outcome(
     device: &mut dyn Device,
     steps: &[Step],
@@ -43,12 +43,7 @@ fn next_outcome(
         let run: Vec<&Step> = steps[i..]
             .iter()
             .take(BATCH_STEPS)
-            .take_while(|s| {
-                matches!(
-                    s,
-                    Step::Write { .. } | Step::Submit { .. } | Step::Probe { .. }
-                )
-            })
+            .take_while(|s| !matches!(s, Step::Acknowledge { .. }))
             .collect();
         let asked = |s: &Step| match s {
             Step::Probe { write, .. } => asks_device(caps, *write),
@@ -158,11 +153,11 @@ pub fn run_observed(
                 model.write_u64(*pa, *value);
             }
             Step::StreamTable { base, cfg } => {
-                device.stream_table(*base, *cfg)?;
+                next_outcome(device, &trace.steps, i, &caps, &mut ahead)?;
                 model.set_stream_table(StreamTableConfig::from_regs(*base, *cfg));
             }
             Step::Enable { on } => {
-                device.enable(*on)?;
+                next_outcome(device, &trace.steps, i, &caps, &mut ahead)?;
                 model.set_smmuen(*on);
             }
             Step::Submit { commands } => {

@@ -182,6 +182,10 @@ pub struct Divergence {
     pub case: String,
     pub rule: String,
     pub reason: String,
+    /// For fuzzing (`fuzz::known`): text a finding's message must contain to be this
+    /// divergence, when the case's other rules do not identify it (e.g. "fault 0x12").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzz_match: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -127,9 +127,10 @@ pub trait Device {
 
     /// Several trace steps in order, with what each reported: the same as calling the method of
     /// each step in turn (the default does exactly that), but a backend may pipeline them. The
-    /// harness hands over runs of writes, submissions and probes, so a device is never asked
-    /// to do anything the trace does not say; it may run steps whose results the harness then
-    /// ignores (those after a queue violation), which is harmless before the next reset.
+    /// harness hands over the runs of steps between acknowledgements (it must judge the queue
+    /// before it acknowledges), so a device is never asked to do anything the trace does not
+    /// say; it may run steps whose results the harness then ignores (those after a queue
+    /// violation), which is harmless before the next reset.
     fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
         let mut out = Vec::with_capacity(steps.len());
         for s in steps {

@@ -210,6 +210,7 @@ fn known_divergences_are_counted_not_reported() {
             case: "consumes-illegal".into(),
             rule: "QUEUE-CONS-STOPS-AT-ILL".into(),
             names: Vec::new(),
+            contains: None,
             reason: "the fake skips every check".into(),
         }],
         source: None,

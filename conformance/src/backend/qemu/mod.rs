@@ -6,7 +6,7 @@
 //!   lsi53c895a SCRIPTS probe engines.
 //! - One QEMU process serves many cases: [`Device::reset`] re-initialises the SMMU in place and
 //!   re-zeroes every page the previous case (or this backend) wrote.
-//! - Speed: [`Device::run_steps`] sends a run of writes, submissions and probes as one
+//! - Speed: [`Device::run_steps`] sends a run of steps (all but acknowledgements) as one
 //!   pipelined qtest exchange (every line written before any reply is read, in chunks the pipe
 //!   holds), and reads back only what the harness judges: CONS and GERROR after each
 //!   submission, DSPS/SCRATCHA and EVENTQ_PROD after each probe. Event records are read in one
@@ -123,6 +123,11 @@ fn setup_err(e: HarnessError, what: &str) -> HarnessError {
 /// What a step of a batch waits for, with the indices of its replies in the batch.
 enum Pending {
     Done,
+    /// A CR0 write: CR0ACK (read at this index) must show the value (§6.3.10).
+    Cr0 {
+        ack: usize,
+        want: u32,
+    },
     Queue {
         first: usize,
         cons: usize,
@@ -155,11 +160,9 @@ fn words8(m: &Memory, pa: u64) -> [u64; 8] {
     w
 }
 
+/// Every step but an acknowledgement (which reads CONS before it knows what to write).
 fn batchable(s: &Step) -> bool {
-    matches!(
-        s,
-        Step::Write { .. } | Step::Submit { .. } | Step::Probe { .. }
-    )
+    !matches!(s, Step::Acknowledge { .. })
 }
 
 impl QemuDevice {
@@ -418,8 +421,8 @@ impl QemuDevice {
         })
     }
 
-    /// Run writes, submissions and probes (only those) as one pipelined exchange, plus one
-    /// more for the event records of probes that did not reach a tagged page.
+    /// Run steps other than acknowledgements as one pipelined exchange, plus one more for the
+    /// event records of probes that did not reach a tagged page.
     fn run_batch(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
         // Interrupts from before this batch belong to nothing in it.
         self.q.take_irqs_seq();
@@ -475,7 +478,26 @@ impl QemuDevice {
                         None => pending.push(Pending::Cannot),
                     }
                 }
-                _ => unreachable!("run_batch takes writes, submissions and probes only"),
+                Step::StreamTable { base, cfg } => {
+                    lines.push(qtest::writeq(reg(smmu::STRTAB_BASE), *base));
+                    lines.push(qtest::writel(reg(smmu::STRTAB_BASE_CFG), *cfg));
+                    self.strtab = (*base, *cfg);
+                    pending.push(Pending::Done);
+                }
+                Step::Enable { on } => {
+                    // QEMU acknowledges inside the CR0 write: one CR0ACK read shows it.
+                    let want = CR0_CMDQEN | CR0_EVENTQEN | if *on { CR0_SMMUEN } else { 0 };
+                    lines.push(qtest::writel(reg(smmu::CR0), want));
+                    lines.push(qtest::readl(reg(smmu::CR0ACK)));
+                    self.smmuen = *on;
+                    pending.push(Pending::Cr0 {
+                        ack: lines.len() - 1,
+                        want,
+                    });
+                }
+                Step::Acknowledge { .. } => {
+                    unreachable!("run_batch does not take acknowledgements")
+                }
             }
         }
         self.prod = prod;
@@ -490,6 +512,19 @@ impl QemuDevice {
         for p in &pending {
             out.push(match *p {
                 Pending::Done => StepOutcome::Done,
+                Pending::Cr0 { ack, want } => {
+                    if val(ack) as u32 != want {
+                        return Err(HarnessError::Protocol {
+                            backend: self.name.clone(),
+                            during: "CR0 write".into(),
+                            detail: format!(
+                                "CR0 = {want:#x} but CR0ACK reads {:#x} right after",
+                                val(ack)
+                            ),
+                        });
+                    }
+                    StepOutcome::Done
+                }
                 Pending::Cannot => StepOutcome::Probe(Observation::CannotObserve),
                 Pending::Queue { first, cons } => {
                     let (lo, hi) = (base + first as u64, base + cons as u64);
@@ -857,14 +892,6 @@ impl Device for QemuDevice {
                 continue;
             }
             out.push(match &steps[i] {
-                Step::StreamTable { base, cfg } => {
-                    self.stream_table(*base, *cfg)?;
-                    StepOutcome::Done
-                }
-                Step::Enable { on } => {
-                    self.enable(*on)?;
-                    StepOutcome::Done
-                }
                 Step::Acknowledge { replace, drop } => {
                     StepOutcome::Queue(self.acknowledge(*replace, *drop)?)
                 }
