@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     };
     let pid = d.pid();
-    let (cpu0, q0) = (thread_cpu(), process_cpu(pid));
+    let (cpu0, q0) = (process_cpu(std::process::id()), process_cpu(pid));
     let start = Instant::now();
     for i in 0..n {
         let k = i % 2;
@@ -80,10 +80,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         expect(i, &o)?;
     }
     let one = start.elapsed();
-    let one_cpu = thread_cpu() - cpu0;
+    let one_cpu = process_cpu(std::process::id()) - cpu0;
     let one_qemu = process_cpu(pid) - q0;
 
-    let (cpu0, q0) = (thread_cpu(), process_cpu(pid));
+    let (cpu0, q0) = (process_cpu(std::process::id()), process_cpu(pid));
     let start = Instant::now();
     let mut i = 0;
     while i < n {
@@ -104,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         i += m;
     }
     let batched = start.elapsed();
-    let batched_cpu = thread_cpu() - cpu0;
+    let batched_cpu = process_cpu(std::process::id()) - cpu0;
     let batched_qemu = process_cpu(pid) - q0;
     println!(
         "{} {machine}: spawn {:.1} ms, reset {:.1} ms, {n} full probes",
@@ -122,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ] {
         println!(
-            "  {what:<20} {:.2} s wall = {:>6.0} probes/s; QEMU CPU {:.2} s = {:>6.0} probes per QEMU CPU-second; client thread CPU {:.2} s",
+            "  {what:<20} {:.2} s wall = {:>6.0} probes/s; QEMU CPU {:.2} s = {:>6.0} probes per QEMU CPU-second; client CPU (all threads) {:.2} s",
             wall.as_secs_f64(),
             n as f64 / wall.as_secs_f64(),
             qemu,
@@ -133,12 +133,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// This thread's CPU time in seconds (the client's own cost, apart from QEMU's).
-fn thread_cpu() -> f64 {
-    stat_cpu("/proc/thread-self/stat")
-}
-
-/// A process's CPU time in seconds, all its threads (QEMU's side of the exchange).
+/// A process's CPU time in seconds, all its threads (QEMU's, or this client's with its
+/// reader threads).
 fn process_cpu(pid: u32) -> f64 {
     stat_cpu(&format!("/proc/{pid}/stat"))
 }

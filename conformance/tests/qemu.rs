@@ -609,3 +609,73 @@ fn suite_on_two_qemus_matches_one() {
     );
     assert_eq!(one.exit_code(), 0, "{:?}", one.summary);
 }
+
+/// The QEMU children of `pid` (from /proc: parent pid and command name).
+fn qemu_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) && head.contains("qemu-system") {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// The harness itself killed (SIGKILL: no destructor runs; SIGTERM: the default action) while
+/// QEMU runs under it: its QEMU goes too.
+#[test]
+fn killing_the_harness_kills_its_qemu() {
+    if binary(QEMU_10).is_none() {
+        return;
+    }
+    for sig in ["-KILL", "-TERM"] {
+        let out = std::env::temp_dir().join(format!("smmu-kill-harness-{}", std::process::id()));
+        let mut h = std::process::Command::new(env!("CARGO_BIN_EXE_smmu-conform"))
+            .args([
+                "fuzz",
+                "--backend",
+                "qemu",
+                "--time",
+                "120s",
+                "--seed",
+                "1",
+                "--out",
+            ])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let kids = loop {
+            let k = qemu_children(h.id());
+            if !k.is_empty() || t.elapsed() > Duration::from_secs(30) {
+                break k;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!kids.is_empty(), "no QEMU started under the harness");
+        // Into the campaign, not only QEMU's start-up.
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(h.id(), sig);
+        h.wait().unwrap();
+        let t = Instant::now();
+        while kids.iter().any(|&k| alive(k)) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for k in kids {
+            assert!(!alive(k), "QEMU {k} outlived the harness killed with {sig}");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -187,9 +187,9 @@ pub fn device_run(data: &[u8], backend: &str) -> DeviceOutcome {
     device_run_known(data, backend, &Known::none())
 }
 
-/// [`device_run`], where a finding that matches one of `known` (a backend's triaged
-/// divergences, [`smmu_conform::fuzz::known`]) does not count: the first finding that matches
-/// none decides.
+/// [`device_run`], where a first finding that matches one of `known` (a backend's triaged
+/// divergences, [`smmu_conform::fuzz::known`]) makes the input clean: later findings of that
+/// run are consequences (`smmu_conform::fuzz::judge_new` says why).
 pub fn device_run_known(data: &[u8], backend: &str, known: &Known) -> DeviceOutcome {
     use smmu_conform::gen::{generate_trace, GenConfig, Mode};
     use smmu_conform::harness::{run, RunOptions};
@@ -223,8 +223,8 @@ pub fn device_run_known(data: &[u8], backend: &str, known: &Known) -> DeviceOutc
         match run(dev.as_mut(), &trace, RunOptions::default()) {
             Ok(r) => match r
                 .findings
-                .iter()
-                .find(|f| known.matches(f.rule.id, &f.message).is_none())
+                .first()
+                .filter(|f| known.matches(f.rule.id, &f.message).is_none())
             {
                 None => DeviceOutcome::Clean,
                 Some(f) => {

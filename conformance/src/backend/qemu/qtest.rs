@@ -41,6 +41,8 @@ pub struct Qtest {
     /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
     /// per trace memory write. Bounded by [`DEFER_LINES`].
     deferred: Vec<String>,
+    /// Lines received and not yet consumed.
+    received: std::collections::VecDeque<String>,
 }
 
 impl Qtest {
@@ -61,6 +63,7 @@ impl Qtest {
             started: false,
             pid,
             deferred: Vec::new(),
+            received: std::collections::VecDeque::new(),
         })
     }
 
@@ -201,10 +204,19 @@ impl Qtest {
             let deadline = Instant::now() + self.limit();
             let mut got = 0;
             while got < chunk.len() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let recv = match self.proc.as_ref() {
-                    Some(p) => p.lines.recv_timeout(left),
-                    None => Err(RecvTimeoutError::Disconnected),
+                let recv = match self.received.pop_front() {
+                    Some(l) => Ok(l),
+                    None => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match self.proc.as_ref().map(|p| p.lines.recv_timeout(left)) {
+                            Some(Ok(batch)) => {
+                                self.received.extend(batch);
+                                continue;
+                            }
+                            Some(Err(e)) => Err(e),
+                            None => Err(RecvTimeoutError::Disconnected),
+                        }
+                    }
                 };
                 let line = match recv {
                     Ok(l) => l,
