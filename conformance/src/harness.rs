@@ -6,7 +6,7 @@
 //! (`smmu_model::queue::oracle`), probes by the model's translation oracle
 //! (`smmu_model::oracle`). The device is only ever asked to do what the trace says.
 
-use crate::backend::{Device, HarnessError};
+use crate::backend::{Capabilities, Device, HarnessError, StepOutcome};
 use crate::layout::{CMDQ_BASE, CMDQ_LOG2SIZE};
 use crate::trace::{Step, Trace};
 use serde::Serialize;
@@ -18,6 +18,49 @@ use smmu_model::queue::oracle::{check, Observation as QueueObs, OracleCtx, Trigg
 use smmu_model::queue::{MsiWrite, QueueMemory, QueueState, Res0Policy};
 use smmu_model::rules::Rule;
 use smmu_model::structures::StreamTableConfig;
+use std::collections::VecDeque;
+
+/// Steps handed to [`Device::run_steps`] at once at most.
+const BATCH_STEPS: usize = 512;
+
+/// Whether the device is asked to make this probe at all.
+fn asks_device(caps: &Capabilities, write: bool) -> bool {
+    caps.translation && (!write || caps.write_probes)
+}
+
+/// The device's outcome of step `i`, any step but an acknowledgement (the harness judges the
+/// queue before it acknowledges). Such steps go to the device in runs ([`Device::run_steps`]):
+/// when nothing is `ahead`, the run of them starting at `i` (probes the device is not asked to
+/// make left out) runs now, and its outcomes wait in `ahead`, `None` for a probe not asked.
+fn next_outcome(
+    device: &mut dyn Device,
+    steps: &[Step],
+    i: usize,
+    caps: &Capabilities,
+    ahead: &mut VecDeque<Option<StepOutcome>>,
+) -> Result<Option<StepOutcome>, HarnessError> {
+    if ahead.is_empty() {
+        let run: Vec<&Step> = steps[i..]
+            .iter()
+            .take(BATCH_STEPS)
+            .take_while(|s| !matches!(s, Step::Acknowledge { .. }))
+            .collect();
+        let asked = |s: &Step| match s {
+            Step::Probe { write, .. } => asks_device(caps, *write),
+            _ => true,
+        };
+        let batch: Vec<Step> = run
+            .iter()
+            .filter(|s| asked(s))
+            .map(|&s| s.clone())
+            .collect();
+        let mut outcomes = device.run_steps(&batch)?.into_iter();
+        for s in run {
+            ahead.push_back(if asked(s) { outcomes.next() } else { None });
+        }
+    }
+    Ok(ahead.pop_front().flatten())
+}
 
 /// Something the device did that the architecture forbids.
 #[derive(Clone, Debug, Serialize)]
@@ -99,21 +142,22 @@ pub fn run_observed(
     let mut findings = Vec::new();
     let mut stats = RunStats::default();
     let mut executed = 0;
+    let mut ahead = VecDeque::new();
 
     for (i, step) in trace.steps.iter().enumerate() {
         executed = i + 1;
         stats.steps += 1;
         match step {
             Step::Write { pa, value } => {
-                device.write(*pa, *value)?;
+                next_outcome(device, &trace.steps, i, &caps, &mut ahead)?;
                 model.write_u64(*pa, *value);
             }
             Step::StreamTable { base, cfg } => {
-                device.stream_table(*base, *cfg)?;
+                next_outcome(device, &trace.steps, i, &caps, &mut ahead)?;
                 model.set_stream_table(StreamTableConfig::from_regs(*base, *cfg));
             }
             Step::Enable { on } => {
-                device.enable(*on)?;
+                next_outcome(device, &trace.steps, i, &caps, &mut ahead)?;
                 model.set_smmuen(*on);
             }
             Step::Submit { commands } => {
@@ -121,7 +165,10 @@ pub fn run_observed(
                 let before = q.clone();
                 let prod = qmem.submit(&q, commands);
                 q.write_prod(prod);
-                let obs = device.submit(commands)?;
+                let obs = match next_outcome(device, &trace.steps, i, &caps, &mut ahead)? {
+                    Some(StepOutcome::Queue(o)) => o,
+                    other => return Err(wrong_outcome(device, "a submission", other)),
+                };
                 let judged = judge_queue(&before, Trigger::Prod(prod), &qmem, &ctx, &obs);
                 match apply_queue(judged, &before, &qmem, &mut model, &mut stats) {
                     Ok(after) => q = after,
@@ -173,16 +220,13 @@ pub fn run_observed(
                     write: *write,
                 };
                 observer(i, &model, &probe);
-                let obs = if (*write && !caps.write_probes) || !caps.translation {
-                    Observation::CannotObserve
-                } else {
-                    let o = device.probe(&probe)?;
-                    match o {
-                        Observation::Fault { .. } if !caps.fault_events => {
-                            Observation::Fault { event: None }
-                        }
-                        o => o,
+                let obs = match next_outcome(device, &trace.steps, i, &caps, &mut ahead)? {
+                    None => Observation::CannotObserve,
+                    Some(StepOutcome::Probe(Observation::Fault { .. })) if !caps.fault_events => {
+                        Observation::Fault { event: None }
                     }
+                    Some(StepOutcome::Probe(o)) => o,
+                    other => return Err(wrong_outcome(device, "a probe", other)),
                 };
                 match model.judge(&probe, &obs) {
                     Ok((Accepted::Fresh, allowed)) => {
@@ -209,6 +253,15 @@ pub fn run_observed(
         profile,
         executed,
     })
+}
+
+/// A backend's `run_steps` reported the wrong kind of outcome for a step.
+fn wrong_outcome(device: &dyn Device, what: &str, got: Option<StepOutcome>) -> HarnessError {
+    HarnessError::Protocol {
+        backend: device.name(),
+        during: "run_steps".into(),
+        detail: format!("{what} reported {got:?}"),
+    }
 }
 
 fn judge_queue(

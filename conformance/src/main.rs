@@ -124,6 +124,10 @@ struct RunArgs {
     /// Write the report to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Run cases on N backend instances at once (one QEMU process each); default: the number
+    /// of cores. The report order does not depend on it
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Args)]
@@ -146,6 +150,11 @@ struct FuzzArgs {
     /// Stop at the first divergence (after shrinking it): for time-to-find measurements
     #[arg(long)]
     stop_at_first: bool,
+    /// Known divergences of the backend (default: corpus/expectations/BACKEND.toml when it
+    /// exists): findings matching one are counted apart, not reported as new (docs/fuzzing.md);
+    /// `--expect /dev/null` reports them all
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -300,7 +309,13 @@ fn run_suite(a: RunArgs) -> Result<u8, Error> {
             b.inc(1);
         }
     };
-    let report = suite::run_suite(&cases, &factory, &a.backend, &expectations, &progress);
+    let jobs = a.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let report =
+        suite::run_suite_jobs(&cases, &factory, jobs, &a.backend, &expectations, &progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -373,6 +388,7 @@ fn run_forwarder_suite(a: RunArgs) -> Result<u8, Error> {
 /// `fuzz`: the campaign is in the library ([`smmu_conform::fuzz`]); this prints its progress
 /// line and reproducers.
 fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
+    use smmu_conform::fuzz::known::Known;
     use smmu_conform::fuzz::{campaign, parse_duration, ModeSel, Options};
     use smmu_conform::gen::Mode;
     let usage = Error::Fuzz;
@@ -389,7 +405,12 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
+    let known = match &a.expect {
+        Some(p) => Known::load(p, &suite::default_cases_dir())?,
+        None => Known::for_backend(&a.backend)?,
+    };
     let opts = Options {
+        known,
         backend: a.backend.clone(),
         time,
         seed,
@@ -407,6 +428,12 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
         a.mode,
         opts.out.display()
     );
+    if let Some(src) = &opts.known.source {
+        eprintln!(
+            "{} known divergences from {src} are counted apart, not reported as new",
+            opts.known.entries.len()
+        );
+    }
     let spec = a.backend.clone();
     let factory = move || open_backend(&spec);
     let mut last_line = std::time::Instant::now();
@@ -450,11 +477,24 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             None => eprintln!("HARNESS ERROR: {e}"),
         }
     }
+    if !outcome.known.is_empty() {
+        let hits: Vec<String> = outcome
+            .known
+            .iter()
+            .map(|(case, n)| format!("{case} x{n}"))
+            .collect();
+        eprintln!(
+            "known divergences (not new; {}): {}",
+            opts.known.source.as_deref().unwrap_or("expectations"),
+            hits.join(", ")
+        );
+    }
     eprintln!(
-        "{} executions in {:.1}s, {} divergence(s), {} harness error(s)",
+        "{} executions in {:.1}s, {} new divergence(s), {} known, {} harness error(s)",
         outcome.execs,
         outcome.elapsed.as_secs_f64(),
         outcome.findings.len(),
+        outcome.known.values().sum::<u64>(),
         outcome.harness_errors.len()
     );
     Ok(outcome.exit_code())

@@ -182,6 +182,10 @@ pub struct Divergence {
     pub case: String,
     pub rule: String,
     pub reason: String,
+    /// For fuzzing (`fuzz::known`): text a finding's message must contain to be this
+    /// divergence, when the case's other rules do not identify it (e.g. "fault 0x12").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzz_match: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -492,6 +496,92 @@ pub fn run_suite(
     }
     report.summary = summarize(&report.cases);
     Ok(report)
+}
+
+/// A factory that several threads may call: each builds its own device.
+pub type SharedFactory<'a> = &'a (dyn Fn() -> Result<Box<dyn Device>, HarnessError> + Sync);
+
+/// [`run_suite`] on `jobs` devices at once, each from `factory` and used by one thread (a
+/// QEMU process per core), taking the next case as it finishes one. Every case still starts
+/// from [`Device::reset`], so which device runs it does not change its result; the report
+/// lists cases in the order given, whatever order they finish in. A device that had a harness
+/// error is rebuilt before its thread's next case; when rebuilding fails, every case not yet
+/// started is reported as not run (as [`run_suite`] does).
+pub fn run_suite_jobs(
+    cases: &[Loaded],
+    factory: SharedFactory<'_>,
+    jobs: usize,
+    backend: &str,
+    expectations: &Expectations,
+    progress: &(dyn Fn(usize, &CaseReport) + Sync),
+) -> Result<SuiteReport, SuiteError> {
+    let jobs = jobs.clamp(1, cases.len().max(1));
+    if jobs == 1 {
+        return run_suite(cases, factory, backend, expectations, progress);
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    // The first device is opened here, so a backend that cannot start at all is one error.
+    let first = factory().map_err(|e| SuiteError::Backend(e.to_string()))?;
+    let device = Some(first.name());
+    let next = AtomicUsize::new(0);
+    let broken: Mutex<Option<HarnessError>> = Mutex::new(None);
+    let results: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; cases.len()]);
+    let worker = |mut dev: Option<Box<dyn Device>>| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(l) = cases.get(i) else { break };
+        let gone = broken.lock().map(|b| b.clone()).unwrap_or(None);
+        let r = match (gone, dev.as_mut()) {
+            (Some(e), _) => {
+                let mut r = run_case_unavailable(backend, &l.case, &e);
+                r.notes
+                    .push("not run: the backend could not be reopened".into());
+                r
+            }
+            (None, Some(d)) => run_case(d.as_mut(), backend, l, expectations),
+            (None, None) => match factory() {
+                Ok(mut d) => {
+                    let r = run_case(d.as_mut(), backend, l, expectations);
+                    dev = Some(d);
+                    r
+                }
+                Err(e) => {
+                    let r = run_case_unavailable(backend, &l.case, &e);
+                    if let Ok(mut b) = broken.lock() {
+                        *b = Some(e);
+                    }
+                    r
+                }
+            },
+        };
+        if r.verdict == Verdict::HarnessError {
+            // Possibly wedged: the next case on this thread gets a fresh device.
+            dev = None;
+        }
+        progress(i, &r);
+        if let Ok(mut v) = results.lock() {
+            v[i] = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..jobs {
+            s.spawn(|| worker(None));
+        }
+        worker(Some(first));
+    });
+    let cases: Vec<CaseReport> = results
+        .into_inner()
+        .map_err(|_| SuiteError::Backend("a worker thread panicked".into()))?
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or_else(|| SuiteError::Backend("a worker thread panicked".into()))?;
+    let summary = summarize(&cases);
+    Ok(SuiteReport {
+        backend: backend.to_string(),
+        device,
+        cases,
+        summary,
+    })
 }
 
 fn run_case_unavailable(backend: &str, case: &Case, e: &HarnessError) -> CaseReport {

@@ -321,3 +321,27 @@ fn forwarder_backends() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("nsnh-all-raw"));
 }
+
+#[test]
+fn run_jobs_gives_the_same_report_in_the_same_order() {
+    let one = run(&["run", "--jobs", "1", "--format", "json"], None);
+    assert_eq!(one.status.code(), Some(0));
+    for jobs in ["2", "5"] {
+        let many = run(&["run", "--jobs", jobs, "--format", "json"], None);
+        assert_eq!(many.status.code(), Some(0), "--jobs {jobs}");
+        assert_eq!(
+            String::from_utf8_lossy(&many.stdout),
+            String::from_utf8_lossy(&one.stdout),
+            "--jobs {jobs} changed the report"
+        );
+    }
+    assert_bad_input_clap(&["run", "--jobs", "0"]);
+}
+
+/// A usage error clap reports (exit 2, its own message), never a panic.
+fn assert_bad_input_clap(args: &[&str]) {
+    let out = run(args, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}

@@ -2,6 +2,7 @@
 //! `cargo test` replays the committed corpus and seeded random inputs through exactly the code
 //! libFuzzer runs (fuzz/tests/replay.rs), and nightly is needed only to search for new inputs.
 
+use smmu_conform::fuzz::known::Known;
 use smmu_conform::input::{Entry, Origin};
 use smmu_conform::report::decode::{analyze, render_json, render_text};
 use smmu_conform::target::Target;
@@ -183,6 +184,13 @@ std::thread_local! {
 /// Input format of the `device` target: byte 0 picks the generator mode
 /// ([`smmu_conform::gen::Mode::from_byte`]); the rest feeds the generator's `Unstructured`.
 pub fn device_run(data: &[u8], backend: &str) -> DeviceOutcome {
+    device_run_known(data, backend, &Known::none())
+}
+
+/// [`device_run`], where a first finding that matches one of `known` (a backend's triaged
+/// divergences, [`smmu_conform::fuzz::known`]) makes the input clean: later findings of that
+/// run are consequences (`smmu_conform::fuzz::judge_new` says why).
+pub fn device_run_known(data: &[u8], backend: &str, known: &Known) -> DeviceOutcome {
     use smmu_conform::gen::{generate_trace, GenConfig, Mode};
     use smmu_conform::harness::{run, RunOptions};
     let Some((&m, rest)) = data.split_first() else {
@@ -213,7 +221,11 @@ pub fn device_run(data: &[u8], backend: &str) -> DeviceOutcome {
             return DeviceOutcome::Clean;
         };
         match run(dev.as_mut(), &trace, RunOptions::default()) {
-            Ok(r) => match r.findings.first() {
+            Ok(r) => match r
+                .findings
+                .first()
+                .filter(|f| known.matches(f.rule.id, &f.message).is_none())
+            {
                 None => DeviceOutcome::Clean,
                 Some(f) => {
                     let (_, text) = smmu_conform::fuzz::finding_case(
@@ -332,5 +344,48 @@ pub fn forwarder_target(data: &[u8], backend: &str) {
             panic!("{what}: {rule} on {backend}: {msg}\n--- case ---\n{case}")
         }
         ForwarderOutcome::Harness(e) => panic!("harness error on {backend}: {e}"),
+    }
+}
+
+/// The backend the `qemu` target fuzzes: `SMMU_FUZZ_QEMU` (e.g. `qemu-7.2`, `qemu:virt-9.1`,
+/// `qemu:/path/to/qemu-system-aarch64`), else `qemu` (QEMU on PATH, machine `virt`).
+pub fn qemu_backend() -> String {
+    std::env::var("SMMU_FUZZ_QEMU").unwrap_or_else(|_| "qemu".to_string())
+}
+
+std::thread_local! {
+    /// The known divergences of the last QEMU backend fuzzed on this thread.
+    static KNOWN: std::cell::RefCell<Option<(String, Known)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The non-panicking half of [`qemu_target`]: [`device_run_known`] on a QEMU backend with its
+/// known divergences (corpus/expectations/BACKEND.toml, triaged in docs/findings/qemu.md), so
+/// only a new divergence is a finding.
+pub fn qemu_run(data: &[u8], backend: &str) -> DeviceOutcome {
+    KNOWN.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(b, _)| b != backend) {
+            match Known::for_backend(backend) {
+                Ok(k) => *slot = Some((backend.to_string(), k)),
+                Err(e) => return DeviceOutcome::Unavailable(e.to_string()),
+            }
+        }
+        let known = slot.as_ref().map(|(_, k)| k.clone()).unwrap_or_default();
+        device_run_known(data, backend, &known)
+    })
+}
+
+/// The libFuzzer target `qemu`: the `device` target's input format and checks, on QEMU's
+/// SMMUv3 ([`qemu_backend`]), panicking only on a divergence that is not already known.
+pub fn qemu_target(data: &[u8], backend: &str) {
+    match qemu_run(data, backend) {
+        DeviceOutcome::Clean => {}
+        DeviceOutcome::Unavailable(why) => {
+            panic!("backend {backend} cannot be opened ({why}): nothing to fuzz")
+        }
+        DeviceOutcome::Finding(rule, msg, case) => {
+            panic!("NEW DIVERGENCE: {rule} on {backend}: {msg}\n--- case ---\n{case}")
+        }
+        DeviceOutcome::Harness(e) => panic!("harness error on {backend}: {e}"),
     }
 }

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod qemu;
 pub mod select;
 
+use crate::trace::Step;
 use serde::{Deserialize, Serialize};
 use smmu_model::command::RawCommand;
 use smmu_model::oracle::{Observation, Probe};
@@ -118,6 +119,64 @@ pub trait Device {
         drop: bool,
     ) -> Result<QueueObservation, HarnessError>;
     fn probe(&mut self, probe: &Probe) -> Result<Observation, HarnessError>;
+
+    /// Several probes with no step between them, in order. A backend that can batch them (QEMU:
+    /// one pipelined qtest exchange) overrides this; the default makes them one at a time.
+    fn probe_many(&mut self, probes: &[Probe]) -> Result<Vec<Observation>, HarnessError> {
+        probes.iter().map(|p| self.probe(p)).collect()
+    }
+
+    /// Several trace steps in order, with what each reported: the same as calling the method of
+    /// each step in turn (the default does exactly that), but a backend may pipeline them. The
+    /// harness hands over the runs of steps between acknowledgements (it must judge the queue
+    /// before it acknowledges), so a device is never asked to do anything the trace does not
+    /// say; it may run steps whose results the harness then ignores (those after a queue
+    /// violation), which is harmless before the next reset.
+    fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        let mut out = Vec::with_capacity(steps.len());
+        for s in steps {
+            out.push(match s {
+                Step::Write { pa, value } => {
+                    self.write(*pa, *value)?;
+                    StepOutcome::Done
+                }
+                Step::StreamTable { base, cfg } => {
+                    self.stream_table(*base, *cfg)?;
+                    StepOutcome::Done
+                }
+                Step::Enable { on } => {
+                    self.enable(*on)?;
+                    StepOutcome::Done
+                }
+                Step::Submit { commands } => StepOutcome::Queue(self.submit(commands)?),
+                Step::Acknowledge { replace, drop } => {
+                    StepOutcome::Queue(self.acknowledge(*replace, *drop)?)
+                }
+                Step::Probe {
+                    sid,
+                    ssid,
+                    addr,
+                    write,
+                } => StepOutcome::Probe(self.probe(&Probe {
+                    sid: *sid,
+                    ssid: *ssid,
+                    addr: *addr,
+                    write: *write,
+                })?),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// What one step of [`Device::run_steps`] reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// A write or register step: nothing to report.
+    Done,
+    /// A submission or an acknowledgement.
+    Queue(QueueObservation),
+    Probe(Observation),
 }
 
 /// The mapping a VMM sets up for one virtual SMMU.

@@ -5,9 +5,12 @@
 //! Kept apart from the generators (what to try) and the oracle (the harness and model: what is
 //! correct); this module only decides what to run next, what to keep and how to report it.
 
+pub mod known;
+
 use crate::backend::{Device, HarnessError};
 use crate::gen::{generate_trace, GenConfig, Mode, Program};
 use crate::harness::{self, RunOptions};
+use known::Known;
 use smmu_model::profile::Profile;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -56,6 +59,9 @@ pub struct Options {
     pub max_execs: u64,
     /// Stop at the first divergence.
     pub stop_at_first: bool,
+    /// The backend's known divergences ([`known`]): findings that match one are counted, not
+    /// reported as new.
+    pub known: Known,
 }
 
 /// Live numbers for the progress line.
@@ -67,6 +73,8 @@ pub struct Progress {
     /// Distinct rules that findings have broken.
     pub rules: usize,
     pub harness_errors: usize,
+    /// Findings that matched a known divergence of the backend.
+    pub known: u64,
 }
 
 impl Progress {
@@ -74,8 +82,8 @@ impl Progress {
         let s = self.elapsed.as_secs_f64();
         let rate = if s > 0.0 { self.execs as f64 / s } else { 0.0 };
         format!(
-            "[{:>5.0}s] execs {} ({:.0}/s)  rules {}  findings {}  harness errors {}",
-            s, self.execs, rate, self.rules, self.findings, self.harness_errors
+            "[{:>5.0}s] execs {} ({:.0}/s)  rules {}  findings {}  known {}  harness errors {}",
+            s, self.execs, rate, self.rules, self.findings, self.known, self.harness_errors
         )
     }
 }
@@ -103,6 +111,9 @@ pub struct Outcome {
     pub findings: Vec<Saved>,
     /// Harness errors, with the case file written for each (when it could be).
     pub harness_errors: Vec<(String, Option<PathBuf>)>,
+    /// How many executions hit each known divergence (by its expectation-file case), apart
+    /// from new findings.
+    pub known: BTreeMap<String, u64>,
 }
 
 impl Outcome {
@@ -133,15 +144,28 @@ pub enum Verdict {
 
 /// Run `prog` on `device`.
 pub fn judge(device: &mut dyn Device, prog: &Program) -> Verdict {
+    judge_new(device, prog, &Known::none()).0
+}
+
+/// Run `prog` on `device`; its first finding decides, unless it matches a known divergence:
+/// then the input counts for that divergence and is otherwise clean. Later findings of the same
+/// run are not looked at: once the device did something the model forbids, the model's view of
+/// what it may have cached no longer holds, so later verdicts are guesses (QEMU 7.2 caches the
+/// translation of an AF == 0 leaf, finding 11, and later shows it as if stale). Also returns the
+/// known divergence (its expectation-file case) the run matched.
+pub fn judge_new(device: &mut dyn Device, prog: &Program, known: &Known) -> (Verdict, Vec<String>) {
     let Ok(trace) = prog.compile() else {
-        return Verdict::Invalid;
+        return (Verdict::Invalid, Vec::new());
     };
     match harness::run(device, &trace, RunOptions::default()) {
         Ok(r) => match r.findings.first() {
-            Some(f) => Verdict::Finding(f.rule.id, f.message.clone()),
-            None => Verdict::Clean,
+            None => (Verdict::Clean, Vec::new()),
+            Some(f) => match known.matches(f.rule.id, &f.message) {
+                Some(k) => (Verdict::Clean, vec![k.case.clone()]),
+                None => (Verdict::Finding(f.rule.id, f.message.clone()), Vec::new()),
+            },
         },
-        Err(e) => Verdict::Harness(e),
+        Err(e) => (Verdict::Harness(e), Vec::new()),
     }
 }
 
@@ -149,9 +173,20 @@ pub fn judge(device: &mut dyn Device, prog: &Program) -> Verdict {
 /// does), then single lines, then lower `*N` repeat counts. Bounded by `budget`; always returns
 /// a program on which the rule fired (the input itself at worst).
 pub fn shrink(device: &mut dyn Device, prog: &Program, rule: &str, budget: Duration) -> Program {
+    shrink_new(device, prog, rule, budget, &Known::none())
+}
+
+/// [`shrink`], with findings that match a known divergence not counting as `rule` firing.
+pub fn shrink_new(
+    device: &mut dyn Device,
+    prog: &Program,
+    rule: &str,
+    budget: Duration,
+    known: &Known,
+) -> Program {
     let start = Instant::now();
     let mut best = prog.clone();
-    let fires = |d: &mut dyn Device, p: &Program| matches!(judge(d, p), Verdict::Finding(r, _) if r == rule);
+    let fires = |d: &mut dyn Device, p: &Program| matches!(judge_new(d, p, known).0, Verdict::Finding(r, _) if r == rule);
     let mut chunk = best.lines.len().div_ceil(2).max(1);
     loop {
         let mut changed = false;
@@ -306,6 +341,7 @@ pub fn campaign(
         findings: out.findings.len(),
         rules: by_rule.len(),
         harness_errors: out.harness_errors.len(),
+        known: out.known.values().sum(),
     };
     while start.elapsed() < opts.time && (opts.max_execs == 0 || out.execs < opts.max_execs) {
         // Sizes spread from tiny (quick to judge, quick to shrink) to a few KiB of choices.
@@ -321,7 +357,11 @@ pub fn campaign(
         let Some((prog, _)) = generate_trace(&data[1..], &profile, mode, &cfg) else {
             continue;
         };
-        match judge(device.as_mut(), &prog) {
+        let (verdict, hits) = judge_new(device.as_mut(), &prog, &opts.known);
+        for case in hits {
+            *out.known.entry(case).or_insert(0) += 1;
+        }
+        match verdict {
             Verdict::Clean | Verdict::Invalid => {}
             Verdict::Finding(rule, message) => {
                 // One case per rule: the first (shrunk) input is the clearest witness, and a
@@ -330,8 +370,9 @@ pub fn campaign(
                 *count += 1;
                 if *count == 1 {
                     let found_after = start.elapsed();
-                    let small = shrink(device.as_mut(), &prog, rule, opts.shrink_time);
-                    let message = match judge(device.as_mut(), &small) {
+                    let small =
+                        shrink_new(device.as_mut(), &prog, rule, opts.shrink_time, &opts.known);
+                    let message = match judge_new(device.as_mut(), &small, &opts.known).0 {
                         Verdict::Finding(_, m) => m,
                         _ => message,
                     };

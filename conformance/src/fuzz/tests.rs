@@ -84,6 +84,7 @@ fn opts(dir: &Path, modes: ModeSel, max_execs: u64) -> Options {
         shrink_time: Duration::from_secs(5),
         max_execs,
         stop_at_first: false,
+        known: super::known::Known::none(),
     }
 }
 
@@ -199,4 +200,30 @@ fn timing() {
         tr += t.elapsed();
     }
     eprintln!("gen {tg:?} compile {tc:?} run {tr:?}");
+}
+
+#[test]
+fn known_divergences_are_counted_not_reported() {
+    let d = tmp("known");
+    // Every consumed illegal command is known (a rule-only signature).
+    let mut o = opts(&d, ModeSel::Fixed(Mode::Raw), 40);
+    o.known = known::Known {
+        entries: vec![known::KnownEntry {
+            case: "consumes-illegal".into(),
+            rule: "QUEUE-CONS-STOPS-AT-ILL".into(),
+            names: Vec::new(),
+            contains: None,
+            reason: "the fake skips every check".into(),
+        }],
+        source: None,
+    };
+    let out = campaign(&o, &factory, &mut |_| {}, &mut |_| {}).unwrap();
+    assert!(
+        out.findings
+            .iter()
+            .all(|f| f.rule != "QUEUE-CONS-STOPS-AT-ILL"),
+        "{:?}",
+        out.findings
+    );
+    assert!(out.known.get("consumes-illegal").copied().unwrap_or(0) > 0);
 }

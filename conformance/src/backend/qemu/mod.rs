@@ -3,14 +3,17 @@
 //!
 //! - [`process`] owns the child (killed on drop, error and timeout), [`qtest`] speaks the line
 //!   protocol with bounded waits, [`smmu`] programs the SMMU registers, [`dma`] is the
-//!   lsi53c895a SCRIPTS probe engine.
+//!   lsi53c895a SCRIPTS probe engines.
 //! - One QEMU process serves many cases: [`Device::reset`] re-initialises the SMMU in place and
 //!   re-zeroes every page the previous case (or this backend) wrote.
+//! - Speed: [`Device::run_steps`] sends a run of steps (all but acknowledgements) as one
+//!   pipelined qtest exchange (every line written before any reply is read, in chunks the pipe
+//!   holds), and reads back only what the harness judges: CONS and GERROR after each
+//!   submission, DSPS/SCRATCHA and EVENTQ_PROD after each probe. Event records are read in one
+//!   more exchange, only for probes that did not reach a tagged page.
 //!
-//! StreamIDs: only the lsi53c895a at 00:02.0 does DMA for probes, so only StreamID 0x10 can be
-//! observed ([`QemuDevice::stream_ids`]); a probe on any other StreamID answers
-//! [`Observation::CannotObserve`]. Traces meant for this backend put the stream they probe at
-//! SID 0x10.
+//! StreamIDs: an lsi53c895a sits at every StreamID 0x08-0x3f ([`dma`] says why 0-7 cannot);
+//! a probe on any other StreamID answers [`Observation::CannotObserve`].
 //!
 //! Identifying the PA a probe reached: the trace builder does not tag its data pages, so this
 //! backend tags them itself, in device memory only (the model never reads data contents): the
@@ -26,8 +29,9 @@ pub mod process;
 pub mod qtest;
 pub mod smmu;
 
-use crate::backend::{Capabilities, Device, HarnessError, QueueObservation};
+use crate::backend::{Capabilities, Device, HarnessError, QueueObservation, StepOutcome};
 use crate::layout::{BACKEND_SCRATCH, CMDQ_BASE, CMDQ_LOG2SIZE, DATA_BASE, DATA_END};
+use crate::trace::Step;
 use qtest::Qtest;
 use smmu::{reg, CR0_CMDQEN, CR0_EVENTQEN, CR0_SMMUEN};
 use smmu_model::command::RawCommand;
@@ -42,10 +46,15 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-/// The event queue: 128 entries of 32 bytes in the backend scratch area.
-const EVENTQ_PA: u64 = BACKEND_SCRATCH + 0x4000;
-const EVENTQ_LOG2SIZE: u32 = 7;
-/// The backend's own stage-1 tables that map the SCRIPT page when SID 0x10 translates.
+/// The event queue: 2048 entries of 32 bytes in the backend scratch area, room for every
+/// record a batch of probes can make (the batch consumes all earlier ones first).
+const EVENTQ_PA: u64 = BACKEND_SCRATCH + 0x1_0000;
+const EVENTQ_LOG2SIZE: u32 = 11;
+/// Index and wrap bit of EVENTQ_PROD/CONS (§6.3.27).
+const EVQ_MASK: u32 = (2 << EVENTQ_LOG2SIZE) - 1;
+/// Probes per exchange at most: each makes a few event records at worst, far below the queue.
+const MAX_PROBES_PER_BATCH: usize = 256;
+/// The backend's own stage-1 tables that map the SCRIPT page when a stream translates.
 const INJ_L2: u64 = BACKEND_SCRATCH + 0x1000;
 const INJ_L3: u64 = BACKEND_SCRATCH + 0x2000;
 /// The same for stage 2 (stage-2 descriptors differ in their attribute fields).
@@ -76,7 +85,7 @@ pub struct QemuDevice {
     prod: u32,
     smmuen: bool,
     strtab: (u64, u32),
-    /// Everything the trace wrote (to find SID 0x10's structures for the SCRIPT mapping).
+    /// Everything the trace wrote (to find a stream's structures for the SCRIPT mapping).
     shadow: Memory,
     /// 4 KiB pages the trace wrote.
     trace_pages: BTreeSet<u64>,
@@ -85,7 +94,13 @@ pub struct QemuDevice {
     /// Output addresses (4 KiB aligned) of written values that look like valid descriptors.
     targets: BTreeSet<u64>,
     tagged: BTreeSet<u64>,
-    evq_cons: u32,
+    /// Table slots of the trace's tables where this backend wrote its SCRIPT mapping and the
+    /// trace has not written since.
+    injected: BTreeSet<u64>,
+    /// EVENTQ_PROD as last read (index and wrap); records up to it are consumed.
+    evq_prod: u32,
+    /// The value the next probe's INT leaves in DSPS (never repeats within 2^32 probes).
+    probe_seq: u32,
     /// GERRORN as left by the last reset. GERROR/GERRORN are toggle registers that only a
     /// real SMMU reset zeroes (§6.3.19, §6.3.20): a reset in the same process can only make
     /// them equal. The harness starts every trace from GERROR = GERRORN = 0, so GERROR is
@@ -105,16 +120,61 @@ fn setup_err(e: HarnessError, what: &str) -> HarnessError {
     }
 }
 
+/// What a step of a batch waits for, with the indices of its replies in the batch.
+enum Pending {
+    Done,
+    /// A CR0 write: CR0ACK (read at this index) must show the value (§6.3.10).
+    Cr0 {
+        ack: usize,
+        want: u32,
+    },
+    Queue {
+        first: usize,
+        cons: usize,
+    },
+    Probe {
+        sid: u32,
+        addr: u64,
+        /// The DSPS/SCRATCHA read; EVENTQ_PROD is read by the next line.
+        read: usize,
+        /// The EVENTQ_PROD read before this probe.
+        before: usize,
+        tag: u32,
+    },
+    Cannot,
+}
+
+/// A probe whose outcome depends on the event records between two EVENTQ_PROD values.
+struct NeedsEvents {
+    step: usize,
+    sid: u32,
+    from: u32,
+    to: u32,
+}
+
+fn words8(m: &Memory, pa: u64) -> [u64; 8] {
+    let mut w = [0u64; 8];
+    for (i, x) in w.iter_mut().enumerate() {
+        *x = m.read_u64(pa + 8 * i as u64);
+    }
+    w
+}
+
+/// Every step but an acknowledgement (which reads CONS before it knows what to write).
+fn batchable(s: &Step) -> bool {
+    !matches!(s, Step::Acknowledge { .. })
+}
+
 impl QemuDevice {
-    /// The StreamIDs a probe can be made on: the lsi53c895a's requester ID.
-    pub fn stream_ids(&self) -> &[u32] {
-        &[dma::LSI_SID]
+    /// The StreamIDs a probe can be made on: those with an lsi53c895a (see [`dma`]).
+    pub fn stream_ids(&self) -> std::ops::RangeInclusive<u32> {
+        dma::FIRST_SID..=dma::LAST_SID
     }
 
     /// The qemu-system-aarch64 command line of the method notes, `-qtest stdio`.
     /// `machine` is the machine type: "virt" or a versioned one such as "virt-9.1".
     pub fn command_line(machine: &str) -> Vec<String> {
-        [
+        let mut v: Vec<String> = [
             "-M",
             &format!("{machine},iommu=smmuv3"),
             "-cpu",
@@ -134,19 +194,18 @@ impl QemuDevice {
             "loader,addr=0x4fff0000,cpu-num=0",
             "-qtest-log",
             "none",
-            "-device",
-            "edu,addr=01.0,dma_mask=0xffffffffffffffff",
-            "-device",
-            "lsi53c895a,addr=02.0",
             "-qtest",
             "stdio",
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect()
+        .collect();
+        v.extend(dma::device_args());
+        v
     }
 
-    /// Start QEMU and initialise the SMMU and the DMA engine. Every later wait is bounded by
+    /// Start QEMU and initialise the SMMU and the DMA engines (each exchange bounded by
+    /// `timeout`, and by at least 20 s while QEMU starts). Every later wait is bounded by
     /// `timeout`.
     pub fn spawn(binary: &Path, machine: &str, timeout: Duration) -> Result<Self, HarnessError> {
         let name = format!("qemu({}, {machine})", binary.display());
@@ -162,7 +221,9 @@ impl QemuDevice {
             dirty_pages: BTreeSet::new(),
             targets: BTreeSet::new(),
             tagged: BTreeSet::new(),
-            evq_cons: 0,
+            injected: BTreeSet::new(),
+            evq_prod: 0,
+            probe_seq: 0,
             gerror_base: 0,
         };
         dma::check_present(&mut d.q).map_err(|e| setup_err(e, "lsi53c895a"))?;
@@ -174,6 +235,7 @@ impl QemuDevice {
         )
         .map_err(|e| setup_err(e, "GIC interception"))?;
         d.reset()?;
+        d.q.started();
         Ok(d)
     }
 
@@ -209,71 +271,92 @@ impl QemuDevice {
             .count() as u32
     }
 
-    /// Where the SCRIPT can be fetched from with SID 0x10's current configuration, mapping it
-    /// with the backend's own tables when stage 1 translates; `None` when it cannot be made
-    /// reachable (then no DMA is started: a faulting SCRIPT fetch makes lsi spin).
-    fn script_iova(&mut self) -> Result<Option<u64>, HarnessError> {
+    /// Record a trace write in the shadow state (the line itself is the caller's).
+    fn note_write(&mut self, pa: u64, value: u64) {
+        self.shadow.write_u64(pa, value);
+        let page = pa & !(PAGE - 1);
+        self.trace_pages.insert(page);
+        self.dirty_pages.insert(page);
+        self.tagged.remove(&page);
+        self.injected.remove(&pa);
+        // A value with bit 0 set may be a valid descriptor: its output address is where a
+        // probe may land (§3.x descriptors: OA in bits [47:12] for every granule's pages).
+        let oa = value & 0x0000_ffff_ffff_f000;
+        if value & 1 != 0 && (DATA_BASE..DATA_END).contains(&oa) {
+            self.targets.insert(oa);
+        }
+    }
+
+    /// Where the SCRIPT can be fetched from with `sid`'s current configuration, appending to
+    /// `lines` the write that maps it with the backend's own tables when the stream
+    /// translates; `None` when it cannot be made reachable (then no DMA is started: a faulting
+    /// SCRIPT fetch makes lsi spin).
+    fn script_iova(&mut self, sid: u32, lines: &mut Vec<String>) -> Option<u64> {
         if !self.smmuen {
             // SMMUEN == 0: GBPA (reset value, ABORT == 0) lets transactions bypass (§6.3.14).
-            return Ok(Some(dma::SCRIPT_PA));
+            return Some(dma::SCRIPT_PA);
         }
         let (base, cfg) = self.strtab;
         // Linear stream tables only (STRTAB_BASE_CFG.FMT == 0, §6.3.24).
         let log2size = cfg & 0x3f;
-        if (cfg >> 16) & 3 != 0 || u64::from(dma::LSI_SID) >= 1u64 << log2size {
-            return Ok(None);
+        if (cfg >> 16) & 3 != 0 || u64::from(sid) >= 1u64 << log2size {
+            return None;
         }
-        let ste_pa = (base & 0x00ff_ffff_ffff_ffc0) + u64::from(dma::LSI_SID) * 64;
+        let ste_pa = (base & 0x00ff_ffff_ffff_ffc0) + u64::from(sid) * 64;
         let ste = Ste::decode(words8(&self.shadow, ste_pa));
         if !ste.v {
-            return Ok(None);
+            return None;
         }
         // Stage 2 as the trace builder makes it: 4K granule, 39-bit IPA (S2T0SZ 25), walk from
         // level 1 (S2SL0 1) (§5.2).
         let s2_simple = ste.s2tg == 0 && ste.s2t0sz == 25 && ste.s2sl0 == 1;
         match SteConfig::from_bits(ste.config_raw) {
-            SteConfig::Bypass => Ok(Some(dma::SCRIPT_PA)),
-            SteConfig::S1Translate => self.inject_s1(&ste),
+            SteConfig::Bypass => Some(dma::SCRIPT_PA),
+            SteConfig::S1Translate => self.inject_s1(&ste, lines),
             SteConfig::S2Translate if s2_simple => {
                 let l1_pa = (ste.s2ttb & !0xfff) + 3 * 8;
-                if self.shadow.read_u64(l1_pa) != 0 {
-                    return Ok(None);
-                }
-                self.q.writeq(l1_pa, INJ_S2_L2 | 3, "SCRIPT mapping")?;
-                self.dirty_pages.insert(l1_pa & !(PAGE - 1));
-                Ok(Some(SCRIPT_IOVA_S1))
+                self.inject(l1_pa, INJ_S2_L2 | 3, lines)?;
+                Some(SCRIPT_IOVA_S1)
             }
             SteConfig::Nested if s2_simple => {
                 // The stage-1 injection below needs IPA == PA over the scratch area and the
                 // CD: the builder's nested streams map RAM 1:1 with a 1 GiB block (L1[1]).
                 let l1 = self.shadow.read_u64((ste.s2ttb & !0xfff) + 8);
                 if l1 & 3 != 1 || l1 & 0x0000_ffff_c000_0000 != 0x4000_0000 {
-                    return Ok(None);
+                    return None;
                 }
-                self.inject_s1(&ste)
+                self.inject_s1(&ste, lines)
             }
-            _ => Ok(None),
+            _ => None,
         }
     }
 
     /// Map the SCRIPT at [`SCRIPT_IOVA_S1`] in the stage-1 tables of the stream's single CD.
-    fn inject_s1(&mut self, ste: &Ste) -> Result<Option<u64>, HarnessError> {
+    fn inject_s1(&mut self, ste: &Ste, lines: &mut Vec<String>) -> Option<u64> {
         if ste.s1fmt != 0 || ste.s1cdmax != 0 {
-            return Ok(None);
+            return None;
         }
         let cd = Cd::decode(words8(&self.shadow, ste.s1_context_ptr));
         // 4K granule, 39-bit input (T0SZ 25), so the walk starts at level 1 (§5.4).
         if !cd.v || !cd.aa64 || cd.tg0 != 0 || cd.t0sz != 25 || cd.epd0 {
-            return Ok(None);
+            return None;
         }
         let l1_pa = (cd.ttb0 & !0xfff) + 3 * 8;
-        if self.shadow.read_u64(l1_pa) != 0 {
-            // The trace uses that part of the address space itself.
-            return Ok(None);
+        self.inject(l1_pa, INJ_L2 | 3, lines)?;
+        Some(SCRIPT_IOVA_S1)
+    }
+
+    /// Write `desc` at `slot` of a trace table unless the trace uses that slot itself (then
+    /// `None`); once per slot until the trace writes it.
+    fn inject(&mut self, slot: u64, desc: u64, lines: &mut Vec<String>) -> Option<()> {
+        if self.shadow.read_u64(slot) != 0 {
+            return None;
         }
-        self.q.writeq(l1_pa, INJ_L2 | 3, "SCRIPT mapping")?;
-        self.dirty_pages.insert(l1_pa & !(PAGE - 1));
-        Ok(Some(SCRIPT_IOVA_S1))
+        if self.injected.insert(slot) {
+            lines.push(qtest::writeq(slot, desc));
+            self.dirty_pages.insert(slot & !(PAGE - 1));
+        }
+        Some(())
     }
 
     /// Pages a probe at `addr` could reach through a leaf that maps one of the written
@@ -298,36 +381,270 @@ impl QemuDevice {
         out
     }
 
-    /// Event records between EVENTQ_PROD values `from` and `to`: (event id, StreamID).
-    fn events_between(&mut self, from: u32, to: u32) -> Result<Vec<(u8, u32)>, HarnessError> {
-        let mask = (2u32 << EVENTQ_LOG2SIZE) - 1;
-        let (mut c, to) = (from & mask, to & mask);
+    /// The lines of one probe appended to `lines`, or `None` when it cannot be observed.
+    fn probe_lines(
+        &mut self,
+        probe: &Probe,
+        before: usize,
+        lines: &mut Vec<String>,
+    ) -> Option<Pending> {
+        if !dma::has_engine(probe.sid)
+            || probe.ssid.is_some()
+            || probe.write
+            || probe.addr > u64::from(u32::MAX)
+        {
+            return None;
+        }
+        let script = self.script_iova(probe.sid, lines)?;
+        for p in self.tag_candidates(probe.addr) {
+            lines.push(qtest::writel(p, TAG | (p >> 12) as u32));
+            self.tagged.insert(p);
+            self.dirty_pages.insert(p);
+        }
+        self.probe_seq = self.probe_seq.wrapping_add(1).max(1);
+        let tag = self.probe_seq;
+        let page = probe.addr & !(PAGE - 1);
+        lines.extend(dma::load32_lines(
+            probe.sid,
+            script as u32,
+            page as u32,
+            tag,
+        ));
+        let read = lines.len() - 1;
+        lines.push(qtest::readl(reg(smmu::EVENTQ_PROD)));
+        Some(Pending::Probe {
+            sid: probe.sid,
+            addr: probe.addr,
+            read,
+            before,
+            tag,
+        })
+    }
+
+    /// Run steps other than acknowledgements as one pipelined exchange, plus one more for the
+    /// event records of probes that did not reach a tagged page.
+    fn run_batch(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        // Interrupts from before this batch belong to nothing in it.
+        self.q.take_irqs_seq();
+        let mut lines: Vec<String> = Vec::with_capacity(steps.len() * 8 + 2);
+        let mut pending = Vec::with_capacity(steps.len());
+        // Records up to the last EVENTQ_PROD read are consumed (CONS catches up), so the queue
+        // has room for every record of this batch; PROD is read again as the baseline.
+        let mut last_prod_read = usize::MAX;
+        if steps.iter().any(|s| matches!(s, Step::Probe { .. })) {
+            lines.push(qtest::writel(reg(smmu::EVENTQ_CONS), self.evq_prod));
+            lines.push(qtest::readl(reg(smmu::EVENTQ_PROD)));
+            last_prod_read = 1;
+        }
+        let mut prod = self.prod;
+        for s in steps {
+            match s {
+                Step::Write { pa, value } => {
+                    self.note_write(*pa, *value);
+                    lines.push(qtest::writeq(*pa, *value));
+                    pending.push(Pending::Done);
+                }
+                Step::Submit { commands } => {
+                    // QEMU consumes inside the PROD write, so CONS and GERROR read right after
+                    // it are the settled state (method notes, "Programming sequence" 6).
+                    let first = lines.len();
+                    let (l, p) = smmu::enqueue_lines(prod, commands);
+                    lines.extend(l);
+                    lines.push(qtest::readl(reg(smmu::CMDQ_CONS)));
+                    lines.push(qtest::readl(reg(smmu::GERROR)));
+                    pending.push(Pending::Queue {
+                        first,
+                        cons: lines.len() - 2,
+                    });
+                    prod = p;
+                }
+                Step::Probe {
+                    sid,
+                    ssid,
+                    addr,
+                    write,
+                } => {
+                    let probe = Probe {
+                        sid: *sid,
+                        ssid: *ssid,
+                        addr: *addr,
+                        write: *write,
+                    };
+                    match self.probe_lines(&probe, last_prod_read, &mut lines) {
+                        Some(p) => {
+                            last_prod_read = lines.len() - 1;
+                            pending.push(p);
+                        }
+                        None => pending.push(Pending::Cannot),
+                    }
+                }
+                Step::StreamTable { base, cfg } => {
+                    lines.push(qtest::writeq(reg(smmu::STRTAB_BASE), *base));
+                    lines.push(qtest::writel(reg(smmu::STRTAB_BASE_CFG), *cfg));
+                    self.strtab = (*base, *cfg);
+                    pending.push(Pending::Done);
+                }
+                Step::Enable { on } => {
+                    // QEMU acknowledges inside the CR0 write: one CR0ACK read shows it.
+                    let want = CR0_CMDQEN | CR0_EVENTQEN | if *on { CR0_SMMUEN } else { 0 };
+                    lines.push(qtest::writel(reg(smmu::CR0), want));
+                    lines.push(qtest::readl(reg(smmu::CR0ACK)));
+                    self.smmuen = *on;
+                    pending.push(Pending::Cr0 {
+                        ack: lines.len() - 1,
+                        want,
+                    });
+                }
+                Step::Acknowledge { .. } => {
+                    unreachable!("run_batch does not take acknowledgements")
+                }
+            }
+        }
+        self.prod = prod;
+        let base = self.q.reply_seq();
+        let r = self.q.batch(&lines, "pipelined steps")?;
+        let irqs = self.q.take_irqs_seq();
+        let val = |i: usize| r.get(i).copied().flatten().unwrap_or(0);
+
+        let mut out = Vec::with_capacity(steps.len());
+        let mut needs = Vec::new();
+        let mut failed: Vec<u32> = Vec::new();
+        for p in &pending {
+            out.push(match *p {
+                Pending::Done => StepOutcome::Done,
+                Pending::Cr0 { ack, want } => {
+                    if val(ack) as u32 != want {
+                        return Err(HarnessError::Protocol {
+                            backend: self.name.clone(),
+                            during: "CR0 write".into(),
+                            detail: format!(
+                                "CR0 = {want:#x} but CR0ACK reads {:#x} right after",
+                                val(ack)
+                            ),
+                        });
+                    }
+                    StepOutcome::Done
+                }
+                Pending::Cannot => StepOutcome::Probe(Observation::CannotObserve),
+                Pending::Queue { first, cons } => {
+                    let (lo, hi) = (base + first as u64, base + cons as u64);
+                    let wired = irqs
+                        .iter()
+                        .filter(|&&(seq, n)| n == CMD_SYNC_IRQ && (lo..=hi).contains(&seq))
+                        .count() as u32;
+                    StepOutcome::Queue(QueueObservation {
+                        cons: val(cons) as u32,
+                        gerror: val(cons + 1) as u32 ^ self.gerror_base,
+                        msi_writes: Vec::new(),
+                        wired_irqs: wired,
+                        sev_events: 0,
+                    })
+                }
+                Pending::Probe {
+                    sid,
+                    addr,
+                    read,
+                    before,
+                    tag,
+                } => {
+                    let after = val(read + 1) as u32 & EVQ_MASK;
+                    self.evq_prod = after;
+                    match dma::load32_result(val(read), tag) {
+                        None => {
+                            // This probe's SCRIPT did not run to its INT: its fetch went
+                            // somewhere else than this backend expected (e.g. a configuration
+                            // cached from before the trace changed it, §3.21). Whatever that
+                            // engine still runs is stopped after this batch; until then its
+                            // DMA may add event records, so no later fault in this batch is
+                            // attributed (a translation proves itself through its tag).
+                            failed.push(sid);
+                            StepOutcome::Probe(Observation::CannotObserve)
+                        }
+                        Some(v) if v & TAG_MASK == TAG => {
+                            let pa = u64::from(v & !TAG_MASK) << 12;
+                            if self.tagged.contains(&pa) {
+                                StepOutcome::Probe(Observation::Translated {
+                                    pa: pa | (addr & (PAGE - 1)),
+                                })
+                            } else {
+                                // Not a tag of ours: the trace's own data.
+                                StepOutcome::Probe(Observation::CannotObserve)
+                            }
+                        }
+                        Some(_) if failed.is_empty() => {
+                            needs.push(NeedsEvents {
+                                step: out.len(),
+                                sid,
+                                from: val(before) as u32 & EVQ_MASK,
+                                to: after,
+                            });
+                            StepOutcome::Probe(Observation::CannotObserve)
+                        }
+                        Some(_) => StepOutcome::Probe(Observation::CannotObserve),
+                    }
+                }
+            });
+        }
+
+        // One more exchange: the event records of probes that may have faulted, and a soft
+        // reset of engines whose SCRIPT went astray.
         let mut lines = Vec::new();
-        while c != to && lines.len() < (1 << EVENTQ_LOG2SIZE) {
-            let pa = EVENTQ_PA + 32 * u64::from(c & ((1 << EVENTQ_LOG2SIZE) - 1));
-            lines.push(qtest::readq(pa));
-            c = (c + 1) & mask;
+        let mut ranges = Vec::with_capacity(needs.len());
+        for n in &needs {
+            let first = lines.len();
+            let mut c = n.from;
+            while c != n.to && lines.len() - first < (1 << EVENTQ_LOG2SIZE) {
+                let pa = EVENTQ_PA + 32 * u64::from(c & ((1 << EVENTQ_LOG2SIZE) - 1));
+                lines.push(qtest::readq(pa));
+                c = (c + 1) & EVQ_MASK;
+            }
+            ranges.push(first..lines.len());
+        }
+        failed.sort_unstable();
+        failed.dedup();
+        for sid in failed {
+            lines.extend(dma::soft_reset_one(sid));
         }
         if lines.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let r = self.q.batch(&lines, "event queue read")?;
-        // Event record word 0: event number [7:0], StreamID [63:32] (§7.3).
-        Ok(r.iter()
-            .map(|w| {
+        for (n, range) in needs.iter().zip(ranges) {
+            // Event record word 0: event number [7:0], StreamID [63:32] (§7.3). A faulting
+            // read returns zeros, and QEMU may retry it in pieces, recording several events:
+            // the first one of this StreamID is the probe's (method notes).
+            let hit = r[range].iter().find_map(|w| {
                 let w0 = w.unwrap_or(0);
-                (w0 as u8, (w0 >> 32) as u32)
-            })
-            .collect())
+                ((w0 >> 32) as u32 == n.sid).then_some(w0 as u8)
+            });
+            if let Some(id) = hit {
+                out[n.step] = StepOutcome::Probe(Observation::Fault { event: Some(id) });
+            }
+        }
+        Ok(out)
     }
-}
 
-fn words8(m: &Memory, pa: u64) -> [u64; 8] {
-    let mut w = [0u64; 8];
-    for (i, x) in w.iter_mut().enumerate() {
-        *x = m.read_u64(pa + 8 * i as u64);
+    /// [`QemuDevice::run_batch`] in pieces of at most [`MAX_PROBES_PER_BATCH`] probes.
+    fn run_batched(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut start = 0;
+        while start < steps.len() {
+            let mut probes = 0;
+            let mut end = start;
+            while end < steps.len() {
+                if matches!(steps[end], Step::Probe { .. }) {
+                    if probes == MAX_PROBES_PER_BATCH {
+                        break;
+                    }
+                    probes += 1;
+                }
+                end += 1;
+            }
+            out.extend(self.run_batch(&steps[start..end])?);
+            start = end;
+        }
+        Ok(out)
     }
-    w
 }
 
 impl Device for QemuDevice {
@@ -415,7 +732,8 @@ impl Device for QemuDevice {
         self.trace_pages.clear();
         self.targets.clear();
         self.tagged.clear();
-        self.evq_cons = 0;
+        self.injected.clear();
+        self.evq_prod = 0;
         self.strtab = (0, 0);
         self.smmuen = false;
 
@@ -428,10 +746,14 @@ impl Device for QemuDevice {
         );
         lines.push(qtest::readl(reg(smmu::CMDQ_CONS)));
         lines.push(qtest::readl(reg(smmu::GERROR)));
+        lines.push(qtest::readl(reg(smmu::GERRORN)));
         let r = self.q.batch(&lines, "SMMU reset invalidation")?;
         let n = r.len();
-        let (cons, gerror) = (r[n - 2].unwrap_or(0) as u32, r[n - 1].unwrap_or(0) as u32);
-        let gerrorn = self.q.readl(reg(smmu::GERRORN), "GERRORN read")?;
+        let (cons, gerror, gerrorn) = (
+            r[n - 3].unwrap_or(0) as u32,
+            r[n - 2].unwrap_or(0) as u32,
+            r[n - 1].unwrap_or(0) as u32,
+        );
         if cons != prod || (gerror ^ gerrorn) & 1 != 0 {
             return Err(HarnessError::Protocol {
                 backend: self.name.clone(),
@@ -468,17 +790,7 @@ impl Device for QemuDevice {
         // Deferred: sent with the next batch (every later step is one), so a trace's memory
         // writes cost no round trip each.
         self.q.defer(qtest::writeq(pa, value), "memory write")?;
-        self.shadow.write_u64(pa, value);
-        let page = pa & !(PAGE - 1);
-        self.trace_pages.insert(page);
-        self.dirty_pages.insert(page);
-        self.tagged.remove(&page);
-        // A value with bit 0 set may be a valid descriptor: its output address is where a
-        // probe may land (§3.x descriptors: OA in bits [47:12] for every granule's pages).
-        let oa = value & 0x0000_ffff_ffff_f000;
-        if value & 1 != 0 && (DATA_BASE..DATA_END).contains(&oa) {
-            self.targets.insert(oa);
-        }
+        self.note_write(pa, value);
         Ok(())
     }
 
@@ -502,22 +814,13 @@ impl Device for QemuDevice {
     }
 
     fn submit(&mut self, commands: &[RawCommand]) -> Result<QueueObservation, HarnessError> {
-        // QEMU consumes inside the PROD write, so CONS and GERROR read right after it are the
-        // settled state (method notes, "Programming sequence" 6).
-        self.sync_irqs();
-        let (mut lines, prod) = smmu::enqueue_lines(self.prod, commands);
-        lines.push(qtest::readl(reg(smmu::CMDQ_CONS)));
-        lines.push(qtest::readl(reg(smmu::GERROR)));
-        let r = self.q.batch(&lines, "command submission")?;
-        self.prod = prod;
-        let n = r.len();
-        Ok(QueueObservation {
-            cons: r[n - 2].unwrap_or(0) as u32,
-            gerror: r[n - 1].unwrap_or(0) as u32 ^ self.gerror_base,
-            msi_writes: Vec::new(),
-            wired_irqs: self.sync_irqs(),
-            sev_events: 0,
-        })
+        let step = Step::Submit {
+            commands: commands.to_vec(),
+        };
+        match self.run_batch(std::slice::from_ref(&step))?.pop() {
+            Some(StepOutcome::Queue(o)) => Ok(o),
+            _ => unreachable!("a submission reports its queue"),
+        }
     }
 
     fn acknowledge(
@@ -555,62 +858,47 @@ impl Device for QemuDevice {
     }
 
     fn probe(&mut self, probe: &Probe) -> Result<Observation, HarnessError> {
-        if probe.sid != dma::LSI_SID
-            || probe.ssid.is_some()
-            || probe.write
-            || probe.addr > u64::from(u32::MAX)
-        {
-            return Ok(Observation::CannotObserve);
-        }
-        let Some(script) = self.script_iova()? else {
-            return Ok(Observation::CannotObserve);
-        };
-        let tags = self.tag_candidates(probe.addr);
-        if !tags.is_empty() {
-            let lines: Vec<String> = tags
-                .iter()
-                .map(|&p| qtest::writel(p, TAG | (p >> 12) as u32))
-                .collect();
-            self.q.batch(&lines, "data page tagging")?;
-            for p in tags {
-                self.tagged.insert(p);
-                self.dirty_pages.insert(p);
+        Ok(self.probe_many(std::slice::from_ref(probe))?.remove(0))
+    }
+
+    fn probe_many(&mut self, probes: &[Probe]) -> Result<Vec<Observation>, HarnessError> {
+        let steps: Vec<Step> = probes
+            .iter()
+            .map(|p| Step::Probe {
+                sid: p.sid,
+                ssid: p.ssid,
+                addr: p.addr,
+                write: p.write,
+            })
+            .collect();
+        Ok(self
+            .run_batched(&steps)?
+            .into_iter()
+            .map(|o| match o {
+                StepOutcome::Probe(o) => o,
+                _ => Observation::CannotObserve,
+            })
+            .collect())
+    }
+
+    fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut i = 0;
+        while i < steps.len() {
+            let run = steps[i..].iter().take_while(|s| batchable(s)).count();
+            if run > 0 {
+                out.extend(self.run_batched(&steps[i..i + run])?);
+                i += run;
+                continue;
             }
-        }
-        // One batch per probe: consume the events seen so far (EVENTQ_CONS), note EVENTQ_PROD,
-        // run the DMA, read EVENTQ_PROD again; records in between are this probe's.
-        let page = probe.addr & !(PAGE - 1);
-        let mut lines = vec![
-            qtest::writel(reg(smmu::EVENTQ_CONS), self.evq_cons),
-            qtest::readl(reg(smmu::EVENTQ_PROD)),
-        ];
-        lines.extend(dma::load32_lines(script as u32, page as u32));
-        lines.push(qtest::readl(reg(smmu::EVENTQ_PROD)));
-        let r = self.q.batch(&lines, "lsi53c895a probe")?;
-        let n = r.len();
-        let before = r[1].unwrap_or(0) as u32;
-        let after = r[n - 1].unwrap_or(0) as u32;
-        self.evq_cons = after & ((2u32 << EVENTQ_LOG2SIZE) - 1);
-        let Some(v) = dma::load32_result(&r[2..n - 1]) else {
-            // The SCRIPT did not reach its INT: its fetch went somewhere else than this
-            // backend expected (e.g. a configuration cached from before the trace changed it,
-            // §3.21). Stop whatever lsi is running so later probes start clean.
-            self.q
-                .batch(&dma::soft_reset_lines(), "lsi53c895a soft reset")?;
-            return Ok(Observation::CannotObserve);
-        };
-        if v & TAG_MASK == TAG {
-            let pa = u64::from(v & !TAG_MASK) << 12;
-            return Ok(Observation::Translated {
-                pa: pa | (probe.addr & (PAGE - 1)),
+            out.push(match &steps[i] {
+                Step::Acknowledge { replace, drop } => {
+                    StepOutcome::Queue(self.acknowledge(*replace, *drop)?)
+                }
+                _ => unreachable!("batchable steps are handled above"),
             });
+            i += 1;
         }
-        // A faulting read returns zeros, and QEMU may retry it in pieces, recording several
-        // events: the first one of this StreamID is the probe's (method notes).
-        let events = self.events_between(before, after)?;
-        if let Some(&(id, _)) = events.iter().find(|e| e.1 == dma::LSI_SID) {
-            return Ok(Observation::Fault { event: Some(id) });
-        }
-        Ok(Observation::CannotObserve)
+        Ok(out)
     }
 }

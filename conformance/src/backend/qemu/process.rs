@@ -3,7 +3,7 @@
 //! channel closes; see the method notes, "Binaries" / "Command line").
 
 use crate::backend::HarnessError;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
@@ -18,13 +18,16 @@ const STDERR_TAIL: usize = 4096;
 pub struct QemuProcess {
     child: Child,
     pub(crate) stdin: Option<ChildStdin>,
-    pub(crate) lines: Receiver<String>,
+    /// Stdout lines, in batches (one per read).
+    pub(crate) lines: Receiver<Vec<String>>,
     stderr_tail: Arc<Mutex<String>>,
 }
 
 impl QemuProcess {
     pub fn spawn(binary: &Path, args: &[String]) -> Result<Self, HarnessError> {
-        let mut child = Command::new(binary)
+        let mut cmd = Command::new(binary);
+        die_with_parent(&mut cmd);
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -45,14 +48,31 @@ impl QemuProcess {
         // when QEMU dies (end of file), which the kill in Drop guarantees.
         let (tx, lines) = channel();
         thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(l).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
+            // Every line that one read() brings goes over the channel as one message: a batch
+            // of replies wakes the client once, not once per line.
+            let mut stdout = stdout;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut partial: Vec<u8> = Vec::new();
+            loop {
+                let n = match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                partial.extend_from_slice(&buf[..n]);
+                let Some(last) = partial.iter().rposition(|&b| b == b'\n') else {
+                    continue;
+                };
+                let batch: Vec<String> = partial[..last]
+                    .split(|&b| b == b'\n')
+                    .map(|l| {
+                        String::from_utf8_lossy(l)
+                            .trim_end_matches('\r')
+                            .to_string()
+                    })
+                    .collect();
+                partial.drain(..=last);
+                if tx.send(batch).is_err() {
+                    break;
                 }
             }
         });
@@ -113,6 +133,33 @@ impl QemuProcess {
         let _ = self.child.wait();
     }
 }
+
+/// QEMU gets SIGKILL when the thread that started it ends, however it ends: the harness killed
+/// by SIGTERM or SIGKILL, a panic that aborts, a thread that exits without dropping its device.
+/// Drop and the error paths kill it first in every orderly case; this covers the rest
+/// (PR_SET_PDEATHSIG, Linux). Devices never move to another thread while their QEMU is needed
+/// after the creating thread ends: every caller drops them on that thread.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would kill us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 impl Drop for QemuProcess {
     fn drop(&mut self) {

@@ -13,20 +13,36 @@ use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-/// Lines sent before their replies are read: well under the 64 KiB pipe buffer, so a write
+/// Bytes of lines sent before their replies are read: well under the 64 KiB pipe buffer, and
+/// the pipe is empty when a chunk is written (every earlier line has its reply), so a write
 /// never blocks on a QEMU that stopped reading (SIGSTOP) and the timeout stays in charge.
-const CHUNK_LINES: usize = 256;
+/// About a thousand lines: one round trip per chunk, QEMU never waits for the client in between.
+const CHUNK_BYTES: usize = 32 * 1024;
+/// Until [`Qtest::started`], exchanges are bounded by at least this: QEMU's first reply comes
+/// once it has started, and the backend's setup (PCI enumeration of its DMA engines) is slow on a
+/// loaded machine; a short per-exchange timeout must not mistake that for a hang.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deferred lines are sent on their own once this many are waiting.
+const DEFER_LINES: usize = 1024;
 
 pub struct Qtest {
     proc: Option<QemuProcess>,
     backend: String,
     timeout: Duration,
-    /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`].
-    irqs_raised: Vec<u32>,
+    /// `IRQ raise` lines seen since the last [`Qtest::take_irqs`]: (the number of replies
+    /// received before it, the interrupt number). QEMU raises an interrupt while it executes a
+    /// line, before that line's reply, so the count is the global index of that line.
+    irqs_raised: Vec<(u64, u32)>,
+    /// Replies received since the start.
+    replies: u64,
+    /// Set up is over: every exchange is bounded by `timeout` alone.
+    started: bool,
     pid: u32,
     /// Writes whose replies carry nothing (`OK`): sent with the next batch, saving a round trip
-    /// per trace memory write. Bounded by [`CHUNK_LINES`].
+    /// per trace memory write. Bounded by [`DEFER_LINES`].
     deferred: Vec<String>,
+    /// Lines received and not yet consumed.
+    received: std::collections::VecDeque<String>,
 }
 
 impl Qtest {
@@ -43,8 +59,11 @@ impl Qtest {
             backend: backend.to_string(),
             timeout,
             irqs_raised: Vec::new(),
+            replies: 0,
+            started: false,
             pid,
             deferred: Vec::new(),
+            received: std::collections::VecDeque::new(),
         })
     }
 
@@ -52,8 +71,35 @@ impl Qtest {
         self.pid
     }
 
+    /// Set up is over: from now on every exchange has `timeout`, not the start-up bound.
+    pub fn started(&mut self) {
+        self.started = true;
+    }
+
+    /// The bound of one exchange now.
+    fn limit(&self) -> Duration {
+        if self.started {
+            self.timeout
+        } else {
+            self.timeout.max(STARTUP_TIMEOUT)
+        }
+    }
+
+    /// Interrupts raised since the last call.
     pub fn take_irqs(&mut self) -> Vec<u32> {
+        self.take_irqs_seq().into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Interrupts raised since the last call, each with the global index of the line whose
+    /// execution raised it (see [`Qtest::reply_seq`]).
+    pub fn take_irqs_seq(&mut self) -> Vec<(u64, u32)> {
         std::mem::take(&mut self.irqs_raised)
+    }
+
+    /// The global index the reply to the first line of the next [`Qtest::batch`] will have
+    /// (deferred lines go first).
+    pub fn reply_seq(&self) -> u64 {
+        self.replies + self.deferred.len() as u64
     }
 
     fn fail(&mut self, kind: &str, during: &str, detail: String) -> HarnessError {
@@ -76,7 +122,7 @@ impl Qtest {
         match (kind, status) {
             ("timeout", None) => HarnessError::Timeout {
                 backend: self.backend.clone(),
-                ms: self.timeout.as_millis() as u64,
+                ms: self.limit().as_millis() as u64,
                 during: during.to_string(),
             },
             (_, Some(status)) => HarnessError::Crashed {
@@ -98,10 +144,10 @@ impl Qtest {
     }
 
     /// Queue a line whose reply is a bare `OK`, sent ahead of the next batch (or now, once
-    /// [`CHUNK_LINES`] are waiting). A failure surfaces at that batch.
+    /// [`DEFER_LINES`] are waiting). A failure surfaces at that batch.
     pub fn defer(&mut self, line: String, during: &str) -> Result<(), HarnessError> {
         self.deferred.push(line);
-        if self.deferred.len() >= CHUNK_LINES {
+        if self.deferred.len() >= DEFER_LINES {
             self.batch(&[], during)?;
         }
         Ok(())
@@ -130,12 +176,18 @@ impl Qtest {
         during: &str,
     ) -> Result<Vec<Option<u64>>, HarnessError> {
         let mut out = Vec::with_capacity(lines.len());
-        for chunk in lines.chunks(CHUNK_LINES) {
-            let mut text = String::with_capacity(chunk.len() * 40);
-            for l in chunk {
-                text.push_str(l);
+        let mut start = 0;
+        while start < lines.len() {
+            let mut text = String::with_capacity(CHUNK_BYTES + 256);
+            let mut end = start;
+            while end < lines.len() && (end == start || text.len() + lines[end].len() < CHUNK_BYTES)
+            {
+                text.push_str(&lines[end]);
                 text.push('\n');
+                end += 1;
             }
+            let chunk = &lines[start..end];
+            start = end;
             let write = match self.proc.as_mut().and_then(|p| p.stdin.as_mut()) {
                 Some(stdin) => stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()),
                 None => {
@@ -149,13 +201,22 @@ impl Qtest {
             if let Err(e) = write {
                 return Err(self.fail("crash", during, format!("writing to qtest: {e}")));
             }
-            let deadline = Instant::now() + self.timeout;
+            let deadline = Instant::now() + self.limit();
             let mut got = 0;
             while got < chunk.len() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let recv = match self.proc.as_ref() {
-                    Some(p) => p.lines.recv_timeout(left),
-                    None => Err(RecvTimeoutError::Disconnected),
+                let recv = match self.received.pop_front() {
+                    Some(l) => Ok(l),
+                    None => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match self.proc.as_ref().map(|p| p.lines.recv_timeout(left)) {
+                            Some(Ok(batch)) => {
+                                self.received.extend(batch);
+                                continue;
+                            }
+                            Some(Err(e)) => Err(e),
+                            None => Err(RecvTimeoutError::Disconnected),
+                        }
+                    }
                 };
                 let line = match recv {
                     Ok(l) => l,
@@ -173,7 +234,7 @@ impl Qtest {
                 if let Some(rest) = line.strip_prefix("IRQ ") {
                     if let Some(n) = rest.strip_prefix("raise ") {
                         if let Ok(n) = n.trim().parse() {
-                            self.irqs_raised.push(n);
+                            self.irqs_raised.push((self.replies, n));
                         }
                     }
                     continue;
@@ -195,6 +256,7 @@ impl Qtest {
                 };
                 out.push(value);
                 got += 1;
+                self.replies += 1;
             }
         }
         Ok(out)
@@ -243,6 +305,16 @@ pub fn readq(addr: u64) -> String {
 }
 pub fn readb(addr: u64) -> String {
     format!("readb {addr:#x}")
+}
+/// `write ADDR LEN 0xHEX`: `bytes` in memory order, one line however many there are.
+pub fn write_bytes(addr: u64, bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(32 + 2 * bytes.len());
+    let _ = write!(s, "write {addr:#x} {:#x} 0x", bytes.len());
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 pub fn memset(addr: u64, len: u64, byte: u8) -> String {
     format!("memset {addr:#x} {len:#x} {byte:#x}")

@@ -79,19 +79,36 @@ pub fn cmdq_base_value() -> u64 {
     Q_BASE_RA | CMDQ_BASE | CMDQ_LOG2SIZE as u64
 }
 
-/// Lines that write `cmds` at queue index `prod` (index plus wrap bit) and then PROD.
-/// Returns the lines and the new PROD.
+/// Lines that write `cmds` at queue index `prod` (index plus wrap bit) and then PROD: one
+/// `write` line per contiguous run of entries (two when the batch wraps). Returns the lines and
+/// the new PROD.
 pub fn enqueue_lines(prod: u32, cmds: &[RawCommand]) -> (Vec<String>, u32) {
     let size = 1u32 << CMDQ_LOG2SIZE;
     let mask = (size << 1) - 1; // index and wrap bit (§3.5)
     let mut p = prod & mask;
-    let mut lines = Vec::with_capacity(cmds.len() * 2 + 1);
+    let mut lines = Vec::with_capacity(3);
+    let mut run: Vec<u8> = Vec::new();
+    let mut run_start = p & (size - 1);
     for c in cmds {
-        let idx = (p & (size - 1)) as u64;
-        let pa = CMDQ_BASE + 16 * idx;
-        lines.push(qtest::writeq(pa, c.0[0]));
-        lines.push(qtest::writeq(pa + 8, c.0[1]));
+        let idx = p & (size - 1);
+        if idx == 0 && !run.is_empty() {
+            lines.push(qtest::write_bytes(
+                CMDQ_BASE + 16 * u64::from(run_start),
+                &run,
+            ));
+            run.clear();
+        }
+        if run.is_empty() {
+            run_start = idx;
+        }
+        run.extend_from_slice(&c.to_bytes());
         p = (p + 1) & mask;
+    }
+    if !run.is_empty() {
+        lines.push(qtest::write_bytes(
+            CMDQ_BASE + 16 * u64::from(run_start),
+            &run,
+        ));
     }
     lines.push(qtest::writel(reg(CMDQ_PROD), p));
     (lines, p)
