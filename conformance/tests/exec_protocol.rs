@@ -222,7 +222,16 @@ fn a_silent_peer_times_out_and_its_whole_group_is_killed() {
             }
             e => panic!("{mode}: {e:?}"),
         }
-        // The peer started a `sleep 3600` in its group before stalling: both are gone.
+        // The peer started a `sleep 3600` in its group before stalling: both are gone. SIGKILL
+        // is delivered asynchronously, so a loaded machine may show a dying member for a moment:
+        // poll (a bound on "never left behind", not a speed check).
+        let t = std::time::Instant::now();
+        while pid != 0
+            && !group_members(pid).is_empty()
+            && t.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert!(
             pid == 0 || group_members(pid).is_empty(),
             "{mode}: group {pid} left"
@@ -331,11 +340,11 @@ fn the_python_tiny_smmu_gives_the_documented_verdicts() {
     let s = &r.summary;
     assert_eq!(
         (s.pass, s.fail, s.harness_error, s.case_error, s.fixed),
-        (41, 0, 0, 0, 0),
+        (42, 0, 0, 0, 0),
         "{}",
         smmu_conform::report::suite::text(&r)
     );
-    assert_eq!(s.skip, cases.len() - 41 - s.expected);
+    assert_eq!(s.skip, cases.len() - 42 - s.expected);
     assert_eq!(r.exit_code(), 0);
     // Skips say why (the profile it declares, or what the harness cannot drive).
     for c in r.cases.iter().filter(|c| c.verdict == suite::Verdict::Skip) {
