@@ -584,7 +584,22 @@ impl Model {
             r.stale_tables(&self.stale, &|k| k == g);
             for (e, k) in &killed {
                 let alive_after = g.is_none_or(|gk| gk > *k);
-                if alive_after && r.out.tlb.contains(e) && !out.contains(e) {
+                // A global leaf matches any ASID (§3.17.1): the walk-cache entry's own ASID,
+                // which the rebuilt leaf carries, says nothing about it.
+                let refilled = r.out.tlb.contains(e)
+                    || (e.tag.global
+                        && r.out.tlb.iter().any(|x| {
+                            x.tag.global
+                                && TlbEntry {
+                                    tag: crate::tlb::TlbTag {
+                                        asid: e.tag.asid,
+                                        aset: e.tag.aset,
+                                        ..x.tag
+                                    },
+                                    ..*x
+                                } == *e
+                        }));
+                if alive_after && refilled && !out.contains(e) {
                     out.push(*e);
                 }
             }
