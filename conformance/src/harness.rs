@@ -130,7 +130,7 @@ pub fn run_observed(
     let profile = Profile::from_regs(device.id_regs()?);
     let caps = device.capabilities();
     let mut model = Model::new(profile);
-    let classifier = CommandClassifier::new(&profile, Queue::NonSecure);
+    let classifier = CommandClassifier::shared(&profile, Queue::NonSecure);
     let classify = |raw: RawCommand| classifier.classify(raw);
     let ctx = OracleCtx {
         classifier: &classify,

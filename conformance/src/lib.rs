@@ -11,7 +11,8 @@
 //! - [`harness`] runs a trace on a device beside the model and collects findings,
 //! - [`case`] is the text case format and its compiler to traces, [`suite`] runs cases and keeps
 //!   verdicts, expected divergences and harness errors apart, [`coverage`] maps rules and mutants
-//!   to cases, [`open`] names backends.
+//!   to cases, [`open`] names backends,
+//! - [`forwarder`] is the reference forwarder, its mutants, and the forwarder suite and fuzzer.
 
 pub mod backend;
 pub mod build;
@@ -19,6 +20,7 @@ pub mod case;
 pub mod coverage;
 pub mod emulator;
 pub mod error;
+pub mod forwarder;
 pub mod fuzz;
 pub mod gen;
 pub mod harness;

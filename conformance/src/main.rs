@@ -4,6 +4,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use smmu_conform::coverage;
+use smmu_conform::forwarder;
 use smmu_conform::input::{parse_args, parse_input};
 use smmu_conform::open::{available_mutants, open_backend, DEFAULT_BACKEND};
 use smmu_conform::report::{self, decode::Format};
@@ -37,6 +38,8 @@ Examples:
   smmu-conform run                                           the whole suite, default backend
   smmu-conform run --backend qemu --case corpus/conformance/tlbi.case#nh-va-page
   smmu-conform run --format junit --output report.xml
+  smmu-conform run --backend forwarder                       the forwarder suite (corpus/forwarder)
+  smmu-conform run --backend fwd-mutant:nsnh-all-raw         a forwarder mutant (mutants --list --forwarders)
 
 Exit status: 0 conformant (listed divergences aside), 1 violations found or a listed divergence
 no longer fails, 2 the harness could not do its job (bad case, unknown backend, backend error).")]
@@ -47,6 +50,7 @@ no longer fails, 2 the harness could not do its job (bad case, unknown backend, 
 Examples:
   smmu-conform fuzz --backend emulator --time 60s
   smmu-conform fuzz --backend mutant:tg0-noop --time 5m --seed 7 --out findings/
+  smmu-conform fuzz --backend fwd-mutant:asid-truncated --time 60s   a forwarder (docs/forwarder.md)
 
 Exit status: 1 a divergence was found, 0 none, 2 the harness could not do its job.")]
     Fuzz(FuzzArgs),
@@ -68,6 +72,9 @@ Exit status: 1 a divergence was found, 0 none, 2 the harness could not do its jo
         /// Only list the mutants
         #[arg(long)]
         list: bool,
+        /// Only the forwarder mutants (`fwd-mutant:NAME` backends, run on corpus/forwarder)
+        #[arg(long)]
+        forwarders: bool,
         /// Markdown, as committed in docs/kill-matrix.md
         #[arg(long)]
         markdown: bool,
@@ -267,6 +274,9 @@ fn decode(a: DecodeArgs, out: &mut dyn Write) -> Result<(), Error> {
 /// `run`: cases are loaded and compiled before the backend is opened, so a bad case file is
 /// reported as such whatever the backend.
 fn run_suite(a: RunArgs) -> Result<u8, Error> {
+    if forwarder::is_forwarder_spec(&a.backend) {
+        return run_forwarder_suite(a);
+    }
     let dir = a.cases.clone().unwrap_or_else(suite::default_cases_dir);
     let cases = suite::load(&a.case, &dir)?;
     let expectations = match &a.expect {
@@ -323,6 +333,55 @@ fn run_suite(a: RunArgs) -> Result<u8, Error> {
             out.flush()?;
         }
     }
+    Ok(report.exit_code())
+}
+
+/// The expectation file `--expect` names, else the backend's own when it exists.
+fn expectations_for(a: &RunArgs) -> Result<Expectations, Error> {
+    Ok(match &a.expect {
+        Some(p) => Expectations::load(p)?,
+        None => {
+            let p = suite::default_expectations(&a.backend);
+            if p.exists() {
+                Expectations::load(&p)?
+            } else {
+                Expectations::default()
+            }
+        }
+    })
+}
+
+fn write_report(a: &RunArgs, report: &suite::SuiteReport) -> Result<(), Error> {
+    let text = match a.format {
+        RunFormat::Text => report::suite::text(report),
+        RunFormat::Json => report::suite::json(report) + "\n",
+        RunFormat::Junit => report::suite::junit(report),
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, text)?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `run --backend forwarder|fwd-mutant:NAME`: the forwarder suite (corpus/forwarder), same
+/// reports and exit statuses as the device suite.
+fn run_forwarder_suite(a: RunArgs) -> Result<u8, Error> {
+    let dir = a
+        .cases
+        .clone()
+        .unwrap_or_else(forwarder::suite::default_cases_dir);
+    let cases = forwarder::suite::load(&a.case, &dir)?;
+    let expectations = expectations_for(&a)?;
+    let spec = a.backend.clone();
+    let factory = move || forwarder::open_forwarder(&spec);
+    let report =
+        forwarder::suite::run_suite(&cases, &factory, &a.backend, &expectations, &|_, _| {})?;
+    write_report(&a, &report)?;
     Ok(report.exit_code())
 }
 
@@ -403,8 +462,12 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
             s.reproducer
         );
     };
-    let outcome = campaign(&opts, &factory, &mut progress, &mut report)
-        .map_err(|e| Error::Fuzz(e.to_string()))?;
+    let outcome = if forwarder::is_forwarder_spec(&opts.backend) {
+        forwarder::fuzz::campaign(&opts, &mut progress, &mut report)
+    } else {
+        campaign(&opts, &factory, &mut progress, &mut report)
+    }
+    .map_err(|e| Error::Fuzz(e.to_string()))?;
     if tty {
         eprintln!();
     }
@@ -441,6 +504,13 @@ fn load_cases(dir: Option<PathBuf>) -> Result<Vec<suite::Loaded>, SuiteError> {
     suite::load(&[], &dir.unwrap_or_else(suite::default_cases_dir))
 }
 
+/// The device cases and the forwarder cases, as the coverage matrix sees them.
+fn coverage_cases(dir: Option<PathBuf>) -> Result<Vec<smmu_conform::case::Case>, SuiteError> {
+    let mut cases: Vec<_> = load_cases(dir)?.into_iter().map(|l| l.case).collect();
+    cases.extend(forwarder::suite::coverage_cases()?);
+    Ok(cases)
+}
+
 fn run(cli: Cli) -> Result<u8, Error> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -461,7 +531,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             markdown,
             cases,
         } => {
-            let cases: Vec<_> = load_cases(cases)?.into_iter().map(|l| l.case).collect();
+            let cases = coverage_cases(cases)?;
             if markdown {
                 write!(out, "{}", coverage::markdown(&cases))?;
             } else {
@@ -474,6 +544,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Mutants {
             list,
+            forwarders,
             markdown,
             cases,
         } => {
@@ -481,13 +552,24 @@ fn run(cli: Cli) -> Result<u8, Error> {
             if mutants.is_empty() {
                 return Err(Error::NoMutants);
             }
-            if list {
+            if list && forwarders {
+                for (name, _) in forwarder::list_mutants() {
+                    writeln!(out, "{name}")?;
+                }
+            } else if list {
                 for m in &mutants {
                     writeln!(out, "{}", m.name)?;
                 }
             } else {
-                let cases = load_cases(cases)?;
-                let rows = coverage::kill_matrix(&cases, &mutants);
+                // Device mutants on corpus/conformance, then forwarder mutants on
+                // corpus/forwarder (rows `fwd-mutant:NAME`).
+                let mut rows = if forwarders {
+                    Vec::new()
+                } else {
+                    coverage::kill_matrix(&load_cases(cases)?, &mutants)
+                };
+                let fcases = forwarder::suite::load(&[], &forwarder::suite::default_cases_dir())?;
+                rows.extend(forwarder::suite::kill_matrix(&fcases));
                 if markdown {
                     write!(out, "{}", coverage::kill_markdown(&rows))?;
                 } else {

@@ -1,6 +1,6 @@
 //! Opening backends by name, through `backend::select`.
 
-use crate::backend::{Device, HarnessError};
+use crate::backend::{Device, Forwarder, HarnessError};
 use crate::coverage::Mutant;
 
 /// The backend `smmu-conform run` uses when none is given.
@@ -27,8 +27,12 @@ fn qemu_on_path() -> std::path::PathBuf {
 /// - `qemu[:MACHINE]` (QEMU found on PATH, default machine `virt`; e.g. `qemu:virt-9.1`),
 ///   `qemu:PATH[,MACHINE]` (a binary of your own, e.g. a QEMU under review),
 ///   `qemu-7.2[:MACHINE]` (the 7.2 unpacked by scripts/install-qemu.sh);
+/// - `exec[,OPTIONS]:COMMAND ARGS`, any program speaking the protocol of docs/protocol.md;
 /// - `emulator[:OPTIONS]`, `mutant:NAME` through `backend::select`.
 pub fn open_backend(spec: &str) -> Result<Box<dyn Device>, HarnessError> {
+    if let Some(device) = crate::backend::exec::open_device(spec) {
+        return device;
+    }
     let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
     let qemu = match name {
         "qemu" | "qemu-10.0" => {
@@ -56,6 +60,12 @@ pub fn open_backend(spec: &str) -> Result<Box<dyn Device>, HarnessError> {
         return Ok(Box::new(d));
     }
     crate::backend::select::open(spec).map_err(|e| HarnessError::Setup(e.to_string()))
+}
+
+/// Open a forwarder backend by spec: `forwarder`, `fwd-mutant:NAME`,
+/// `exec-forwarder[,OPTIONS]:COMMAND ARGS` (docs/protocol.md); see `crate::forwarder`.
+pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
+    crate::forwarder::open_forwarder(spec)
 }
 
 /// Every mutant, by name, with how to open it. Wired to `backend::select::list_mutants` when the

@@ -291,6 +291,38 @@ fn profiles_and_rules() {
 }
 
 #[test]
+fn forwarder_backends() {
+    let out = run(&["run", "--backend", "forwarder"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" passed, 0 failed"));
+    let out = run(
+        &[
+            "run",
+            "--backend",
+            "fwd-mutant:no-host-sync",
+            "--format",
+            "junit",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FWD-SYNC"));
+    assert_bad_input(
+        &["run", "--backend", "fwd-mutant:nope"],
+        None,
+        &["--forwarders"],
+    );
+    let out = run(&["mutants", "--list", "--forwarders"], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nsnh-all-raw"));
+}
+
+#[test]
 fn run_jobs_gives_the_same_report_in_the_same_order() {
     let one = run(&["run", "--jobs", "1", "--format", "json"], None);
     assert_eq!(one.status.code(), Some(0));

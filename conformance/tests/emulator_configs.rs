@@ -50,7 +50,14 @@ fn every_mutant_is_killed_and_kill_matrix_md_matches() {
     let cases = all_cases();
     let mutants = available_mutants();
     assert!(!mutants.is_empty());
-    let rows = coverage::kill_matrix(&cases, &mutants);
+    let mut rows = coverage::kill_matrix(&cases, &mutants);
+    // The forwarder mutants, on the forwarder cases, as `smmu-conform mutants` adds them.
+    let fwd = smmu_conform::forwarder::suite::load(
+        &[],
+        &smmu_conform::forwarder::suite::default_cases_dir(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rows.extend(smmu_conform::forwarder::suite::kill_matrix(&fwd));
     assert_eq!(
         coverage::kill_exit(&rows),
         0,

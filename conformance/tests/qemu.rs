@@ -181,7 +181,7 @@ fn killed_qemu_is_a_crash_error() {
     signal(pid, "-KILL");
     let t = Instant::now();
     let e = d.submit(&[SYNC]).unwrap_err();
-    assert!(t.elapsed() <= TIMEOUT + Duration::from_secs(1));
+    assert!(t.elapsed() <= TIMEOUT + Duration::from_secs(5));
     assert!(matches!(e, HarnessError::Crashed { .. }), "{e}");
     eprintln!("{e}");
     // Later calls fail fast too.
@@ -203,7 +203,7 @@ fn stopped_qemu_is_a_timeout_error_and_is_killed() {
     let took = t.elapsed();
     assert!(matches!(e, HarnessError::Timeout { .. }), "{e}");
     assert!(
-        took >= timeout && took <= timeout + Duration::from_secs(1),
+        took >= timeout && took <= timeout + Duration::from_secs(5),
         "{took:?}"
     );
     // The error path already killed it, before the device is dropped.

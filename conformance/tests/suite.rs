@@ -148,7 +148,10 @@ fn expectation_files_are_checked() {
 
 #[test]
 fn coverage_md_matches_the_cases() {
-    let cases: Vec<_> = all_cases().into_iter().map(|l| l.case).collect();
+    let mut cases: Vec<_> = all_cases().into_iter().map(|l| l.case).collect();
+    // The forwarder cases (corpus/forwarder) cover the FWD-* rules.
+    cases
+        .extend(smmu_conform::forwarder::suite::coverage_cases().unwrap_or_else(|e| panic!("{e}")));
     let committed =
         std::fs::read_to_string(suite::repo_root().join("docs/coverage.md")).unwrap_or_default();
     assert!(

@@ -265,6 +265,88 @@ pub fn device_target(data: &[u8], backend: &str) {
     }
 }
 
+pub mod forwarder_seeds;
+
+/// The forwarder the `forwarder` target fuzzes: `SMMU_FUZZ_FORWARDER`, else the reference
+/// forwarder (`fwd-mutant:NAME` for a mutant).
+pub fn forwarder_backend() -> String {
+    std::env::var("SMMU_FUZZ_FORWARDER")
+        .unwrap_or_else(|_| smmu_conform::forwarder::REFERENCE.to_string())
+}
+
+/// What one input did on a forwarder (the non-panicking half of [`forwarder_target`]).
+#[derive(Debug)]
+pub enum ForwarderOutcome {
+    /// The oracle accepted what the forwarder did (or the forwarder refused the mapping).
+    Clean,
+    Unavailable(String),
+    /// (rule id, message, the input as a forwarder case).
+    Finding(&'static str, String, String),
+    Harness(String),
+}
+
+std::thread_local! {
+    static FORWARDER: std::cell::RefCell<Option<(String, Box<dyn smmu_conform::backend::Forwarder>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Input format of the `forwarder` target: byte 0 picks the generator mode
+/// ([`smmu_conform::gen::Mode::from_byte`]); the rest feeds
+/// [`smmu_conform::forwarder::gen::generate`] (a virtual SMMU and a guest batch aimed at it).
+pub fn forwarder_run(data: &[u8], backend: &str) -> ForwarderOutcome {
+    use smmu_conform::forwarder::fuzz::{finding_case, run_input, FwdVerdict};
+    use smmu_conform::forwarder::gen::generate;
+    let Some((&m, rest)) = data.split_first() else {
+        return ForwarderOutcome::Clean;
+    };
+    let input = generate(rest, smmu_conform::gen::Mode::from_byte(m));
+    FORWARDER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(b, _)| b != backend) {
+            match smmu_conform::forwarder::open_forwarder(backend) {
+                Ok(f) => *slot = Some((backend.to_string(), f)),
+                Err(e) => return ForwarderOutcome::Unavailable(e.to_string()),
+            }
+        }
+        let Some((_, fwd)) = slot.as_mut() else {
+            return ForwarderOutcome::Unavailable("no forwarder".into());
+        };
+        match run_input(fwd.as_mut(), &input) {
+            FwdVerdict::Clean | FwdVerdict::Refused => ForwarderOutcome::Clean,
+            FwdVerdict::Finding(rule, msg) => {
+                let (_, text) = finding_case(&input, backend, rule, &msg, 0, 0);
+                ForwarderOutcome::Finding(rule, msg, text)
+            }
+            FwdVerdict::Harness(e) => {
+                *slot = None;
+                ForwarderOutcome::Harness(e)
+            }
+        }
+    })
+}
+
+/// The libFuzzer target `forwarder`: generate a virtual SMMU and a guest batch from `data`,
+/// forward it, judge it with the forwarding oracle, and panic on a finding or a harness error.
+/// Against the reference forwarder either is a bug in it, the oracle or the generator; against
+/// `fwd-mutant:NAME` a finding is the goal.
+pub fn forwarder_target(data: &[u8], backend: &str) {
+    match forwarder_run(data, backend) {
+        ForwarderOutcome::Clean => {}
+        ForwarderOutcome::Unavailable(why) => {
+            panic!("forwarder {backend} cannot be opened ({why}): nothing to fuzz")
+        }
+        ForwarderOutcome::Finding(rule, msg, case) => {
+            let what = if backend.starts_with(smmu_conform::forwarder::MUTANT_PREFIX) {
+                "mutant found"
+            } else {
+                "DIVERGENCE"
+            };
+            panic!("{what}: {rule} on {backend}: {msg}\n--- case ---\n{case}")
+        }
+        ForwarderOutcome::Harness(e) => panic!("harness error on {backend}: {e}"),
+    }
+}
+
 /// The backend the `qemu` target fuzzes: `SMMU_FUZZ_QEMU` (e.g. `qemu-7.2`, `qemu:virt-9.1`,
 /// `qemu:/path/to/qemu-system-aarch64`), else `qemu` (QEMU on PATH, machine `virt`).
 pub fn qemu_backend() -> String {

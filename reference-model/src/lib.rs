@@ -10,6 +10,7 @@
 
 pub mod classify;
 pub mod command;
+pub mod forward;
 pub mod granule;
 pub mod memory;
 pub mod oracle;

@@ -1043,3 +1043,62 @@ fn opcode_of_every_architected_entry_round_trips() {
         assert_eq!(Opcode::from_u8(e.0), e.1);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The compiled fast path (Classifier, classify_queue) against the readable rules (the free
+// classify()): every opcode, random words, every profile, every queue, so that the two can
+// never drift apart.
+
+fn arb_word() -> impl Strategy<Value = u64> {
+    // Dense, sparse (so that "all zero" conditions such as NUM == SCALE == 0 occur), zero, and
+    // a single set bit.
+    prop_oneof![
+        any::<u64>(),
+        any::<u64>().prop_map(|w| w & (w >> 7) & (w >> 13)),
+        Just(0u64),
+        (0u32..64).prop_map(|b| 1u64 << b),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    #[test]
+    fn compiled_classifier_agrees_with_the_rules_on_every_opcode(
+        w0 in arb_word(),
+        w1 in arb_word(),
+    ) {
+        let raws: Vec<RawCommand> = (0..=255u8)
+            .map(|op| RawCommand::new((w0 & !0xFF) | op as u64, w1))
+            .collect();
+        let queue: Vec<u8> = raws.iter().flat_map(|r| r.to_bytes()).collect();
+        for k in classifiers() {
+            let (p, q) = (*k.profile(), k.queue());
+            let fast = k.classify_queue(&queue).unwrap();
+            prop_assert_eq!(fast.len(), raws.len());
+            for (raw, c) in raws.iter().zip(fast) {
+                let rich = classify(&p, q, *raw);
+                prop_assert_eq!(c.classification(), rich, "{} {:?} {:?}", raw, q, p.regs);
+                prop_assert_eq!(c.verdict(), rich.verdict);
+                prop_assert_eq!(c.illegal_rule().map(|r| r.id), rule_of(&rich).map(|r| r.id));
+                prop_assert_eq!(c.is_legal(), rich.verdict == Verdict::Legal);
+                prop_assert_eq!(c, k.classify_compact(*raw));
+                prop_assert_eq!(c, k.classify_bytes(&raw.to_bytes()));
+            }
+        }
+    }
+}
+
+#[test]
+fn classify_queue_rejects_a_partial_command() {
+    let k = Classifier::new(&prof("full"), NS);
+    let err = k.classify_queue(&[0u8; 17]).unwrap_err();
+    assert_eq!(err.len, 17);
+    assert!(err.to_string().contains("1 bytes left over"), "{err}");
+    assert_eq!(k.classify_queue(&[]).unwrap().count(), 0);
+    // CMD_SYNC, CS = SIG_NONE, all else zero: Legal.
+    let sync = RawCommand::new(0x46, 0).to_bytes();
+    let v: Vec<_> = k.classify_queue(&[sync, sync].concat()).unwrap().collect();
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|c| c.is_legal()));
+}

@@ -13,6 +13,7 @@
 //! with a [`HarnessError`]: that is the harness not being able to do its job (crash, timeout,
 //! protocol nonsense), always kept apart from a violation of the architecture.
 
+pub mod exec;
 pub mod qemu;
 pub mod select;
 

@@ -140,6 +140,8 @@ pub struct Emulator {
     tlb: Tlb,
     walk: WalkCache,
     config: ConfigCache,
+    /// Built once: the profile never changes for an instance.
+    classifier: Classifier,
     /// For [`Mutant::SyncEarly`]: invalidations consumed since the last SYNC, and those the
     /// last SYNC should have completed but did not.
     deferred: (Vec<RawCommand>, Vec<RawCommand>),
@@ -159,6 +161,7 @@ impl Emulator {
             tlb: Tlb::new(cfg.tlb_capacity),
             walk: WalkCache::new(if cfg.walk_cache { cfg.tlb_capacity } else { 0 }),
             config: ConfigCache::default(),
+            classifier: Classifier::new(&profile, Queue::NonSecure),
             deferred: (Vec::new(), Vec::new()),
         };
         e.reset_state();
@@ -177,7 +180,7 @@ impl Emulator {
     }
 
     fn reset_state(&mut self) {
-        self.mem = Memory::new();
+        self.mem.clear();
         self.st = StreamTableConfig::linear(0, 0);
         self.smmuen = false;
         self.queue = QueueState::configured(&self.profile, CMDQ_BASE, CMDQ_LOG2SIZE);
@@ -191,7 +194,7 @@ impl Emulator {
     fn run_queue(&mut self) -> QueueObservation {
         let mutant = self.cfg.mutant;
         let ctx = InvCtx::new(&self.profile, mutant);
-        let classifier = Classifier::new(&self.profile, Queue::NonSecure);
+        let classifier = &self.classifier;
         let classify = |raw: RawCommand| -> Classification {
             let c = classifier.classify(raw);
             if mutant == Some(Mutant::IllegalConsumed) {

@@ -233,10 +233,11 @@ pub fn shrink_new(
         }
     }
     best.needs.retain(|n| {
-        let kind = format!(" {n} ");
+        // `hyp` is needed by an `el2` stream; the others are the stream kinds.
+        let word = if *n == "hyp" { "el2" } else { n };
         best.lines
             .iter()
-            .any(|l| l.starts_with("stream ") && l.contains(&kind))
+            .any(|l| l.starts_with("stream ") && l.split_whitespace().skip(1).any(|w| w == word))
     });
     best
 }

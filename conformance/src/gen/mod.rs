@@ -127,52 +127,97 @@ impl Program {
     /// Drop lines the parser or compiler rejects until the program compiles. Generation tracks
     /// the tables only roughly (a page inside a block, a remap of something unmapped); rather
     /// than duplicate the builder's bookkeeping, the builder's own verdict is used. Always
-    /// terminates: every round removes a line or stops.
+    /// terminates: every round removes a line or stops. The program is parsed once: lines are
+    /// removed from the parsed case and the text alike, and only the compiler runs again.
     pub fn repair(&mut self) -> Option<Trace> {
         let hl = header_len(0, !self.needs.is_empty());
+        let mut case: Option<Case> = None;
         for _ in 0..=self.lines.len() {
             if self.lines.is_empty() {
                 return None;
             }
-            let err = match self.compile() {
-                Ok(t) => return Some(t),
-                Err(e) => e,
+            let parsed = match case.take() {
+                Some(c) => Ok(c),
+                None => self.to_case(),
             };
-            // Error lines are 1-based over the whole text; the header comes first.
-            let idx = err.line.checked_sub(hl + 1)?;
+            // One step per line, in order, is what lets removals apply to both.
+            let parsed = parsed.and_then(|c| {
+                if c.steps.len() == self.lines.len() {
+                    Ok(c)
+                } else {
+                    Err(CaseError {
+                        file: "<fuzz>".into(),
+                        line: 0,
+                        message: "lines and steps differ".into(),
+                    })
+                }
+            });
+            let (err, mut c) = match parsed {
+                Ok(c) => match case::compile(&c) {
+                    Ok(compiled) => return Some(compiled.trace),
+                    Err(e) => (e, Some(c)),
+                },
+                Err(e) => (e, None),
+            };
+            let idx = match &c {
+                Some(c) => c.steps.iter().position(|l| l.line == err.line)?,
+                // Error lines are 1-based over the whole text; the header comes first.
+                None => err.line.checked_sub(hl + 1)?,
+            };
             if idx >= self.lines.len() {
                 return None;
             }
             // A `remap` of something a removed line would have mapped is still a good `map`.
             if err.message.starts_with("`remap`") && self.lines[idx].starts_with("remap ") {
                 self.lines[idx].replace_range(..5, "map");
+                if let Some(c) = c.as_mut() {
+                    if let case::CaseStep::Map { remap, .. } = &mut c.steps[idx].step {
+                        *remap = false;
+                    }
+                    c.steps[idx].text.clone_from(&self.lines[idx]);
+                }
+                case = c;
                 continue;
             }
             self.lines.remove(idx);
             // A `cmd` whose `submit` went away would stay pending: drop orphaned cmd lines too.
-            self.fix_batches();
+            let keep = self.fix_batches();
+            if let Some(mut c) = c {
+                c.steps.remove(idx);
+                let mut k = keep.iter();
+                c.steps.retain(|_| k.next().copied().unwrap_or(false));
+                case = Some(c);
+            }
         }
         None
     }
 
     /// Remove `cmd` lines not followed by `submit` and `submit` lines with no `cmd` before them.
-    pub fn fix_batches(&mut self) {
-        let mut out: Vec<String> = Vec::with_capacity(self.lines.len());
-        let mut pending: Vec<String> = Vec::new();
-        for l in self.lines.drain(..) {
+    /// Returns, for each line before the call, whether it was kept.
+    pub fn fix_batches(&mut self) -> Vec<bool> {
+        let mut keep = vec![true; self.lines.len()];
+        let mut pending: Vec<usize> = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
             if l.starts_with("cmd ") {
-                pending.push(l);
+                pending.push(i);
             } else if l == "submit" {
-                if !pending.is_empty() {
-                    out.append(&mut pending);
-                    out.push(l);
+                if pending.is_empty() {
+                    keep[i] = false;
                 }
-            } else {
                 pending.clear();
-                out.push(l);
+            } else {
+                for &j in &pending {
+                    keep[j] = false;
+                }
+                pending.clear();
             }
         }
-        self.lines = out;
+        for &j in &pending {
+            keep[j] = false;
+        }
+        let mut k = keep.iter();
+        self.lines.retain(|_| k.next().copied().unwrap_or(false));
+        keep
     }
 }
 
@@ -246,6 +291,9 @@ struct StreamInfo {
     /// Has global (nG=0) stage-1 mappings: they belong to every ASID of its VMID (§3.17.1), so
     /// no other stage-1 stream may share its VMID tag.
     has_global: bool,
+    /// STE.STRW = EL2 (§5.2): its entries are tagged with the EL2 StreamWorld, carry neither
+    /// ASID nor VMID (§3.17.5, CR2.E2H == 0) and only the EL2 TLBIs remove them (§4.4.2.7-10).
+    el2: bool,
 }
 
 impl StreamInfo {
@@ -342,11 +390,14 @@ pub fn generate(data: &[u8], profile: &Profile, mode: Mode, cfg: &GenConfig) -> 
             needs.push(n);
         }
     }
+    if gen.streams.iter().any(|s| s.el2) {
+        needs.push("hyp");
+    }
     let mut prog = Program {
         needs,
         lines: gen.lines,
     };
-    prog.fix_batches();
+    let _ = prog.fix_batches();
     prog
 }
 
@@ -571,8 +622,15 @@ impl Gen<'_, '_> {
                 Kind::S2 => "s2",
                 Kind::Nested => "nested",
             };
+            // At most one EL2 stream: EL2 entries carry no ASID or VMID (§3.17.5), so two EL2
+            // streams with their own tables would be one address space with two meanings.
+            let el2 = kind == Kind::S1
+                && self.p.hyp
+                && !self.streams.iter().any(|s| s.el2)
+                && self.g.chance(1, 3);
+            let el2s = if el2 { " el2" } else { "" };
             self.line(format!(
-                "stream {name} sid={sid} {kname} asid={asid:#x} vmid={vmid:#x} granule={gname}"
+                "stream {name} sid={sid} {kname} asid={asid:#x} vmid={vmid:#x} granule={gname}{el2s}"
             ));
             self.streams.push(StreamInfo {
                 name,
@@ -582,6 +640,7 @@ impl Gen<'_, '_> {
                 vmid,
                 granule,
                 has_global: false,
+                el2,
             });
             let maps = 1 + self.g.below(4);
             for _ in 0..maps {
@@ -848,7 +907,11 @@ impl Gen<'_, '_> {
                 Some(vec![self.cfgi_ste_for(si)])
             }
             _ => {
-                if self.mode == Mode::Raw && self.g.chance(1, 2) {
+                // Not with an EL2 stream: junk in another STE's STRW field makes a second EL2
+                // stream, whose untagged entries then mean two things at once (§3.17.5, §5.4.1:
+                // UNPREDICTABLE, which no oracle can judge).
+                let junk_ok = !self.streams.iter().any(|s| s.el2);
+                if self.mode == Mode::Raw && junk_ok && self.g.chance(1, 2) {
                     // Junk into the structure area: STEs, CDs and tables go bad (C_BAD_*).
                     let pa = crate::layout::STRUCT_BASE + 8 * self.g.range(0, 0x3ff);
                     let v = self.g.u64();
@@ -948,11 +1011,24 @@ impl Gen<'_, '_> {
         let mut range: Vec<(&str, u64)> = Vec::new();
         if self.p.ril && self.g.chance(1, 2) {
             let num = self.g.pick(&[0u64, 1, 2, 3, 31]);
-            let scale = self.g.pick(&[0u64, 0, 1, 2]);
+            // SCALE is 6 bits with IDR5.DS (§4.4.1.1, bit 25 RES0 otherwise): a range from 0 with
+            // SCALE >= 32 covers every mapped address (2^32 granules), which a decoder reading 5
+            // bits shrinks to a few granules. Raw mode also sends it without DS.
+            let big = (self.p.ds || self.mode == Mode::Raw) && self.g.chance(1, 4);
+            let scale = if big {
+                32 + self.g.pick(&[0u64, 0, 1, 2, 7, 31])
+            } else {
+                self.g.pick(&[0u64, 0, 1, 2])
+            };
             let ttl = self.g.pick(&[0u64, m.level as u64, 3]);
-            // Start the range a few granules before the address sometimes.
+            // Start the range a few granules before the address sometimes, or at 0 for the huge
+            // ranges.
             let back = self.g.range(0, 1) * g.size();
-            addr = m.va.saturating_sub(back);
+            addr = if big && self.g.chance(3, 4) {
+                0
+            } else {
+                m.va.saturating_sub(back)
+            };
             range = vec![
                 ("TG", tg_code(g)),
                 ("TTL", ttl),
@@ -966,7 +1042,24 @@ impl Gen<'_, '_> {
             base.extend_from_slice(r);
             base
         };
-        let c = if m.s2 {
+        let c = if s.el2 && !m.s2 {
+            // EL2 entries (§4.4.2.7-10): NH and NSNH TLBIs do not touch them.
+            match self.g.below(8) {
+                0..=2 => cmd(Opcode::TlbiEl2All, &[]),
+                3 | 4 => cmd(
+                    Opcode::TlbiEl2Va,
+                    &with(
+                        vec![("ASID", asid), ("Address", addr), ("Leaf", leaf)],
+                        &range,
+                    ),
+                ),
+                5 | 6 => cmd(
+                    Opcode::TlbiEl2Vaa,
+                    &with(vec![("Address", addr), ("Leaf", leaf)], &range),
+                ),
+                _ => cmd(Opcode::TlbiEl2Asid, &[("ASID", asid)]),
+            }
+        } else if m.s2 {
             match self.g.below(6) {
                 0..=2 => cmd(
                     Opcode::TlbiS2Ipa,

@@ -26,6 +26,7 @@ impl RawCommand {
     pub const fn new(dw0: u64, dw1: u64) -> Self {
         RawCommand([dw0, dw1])
     }
+    #[inline]
     pub fn from_bytes(b: &[u8; 16]) -> Self {
         let mut lo = [0u8; 8];
         let mut hi = [0u8; 8];
@@ -33,6 +34,7 @@ impl RawCommand {
         hi.copy_from_slice(&b[8..]);
         RawCommand([u64::from_le_bytes(lo), u64::from_le_bytes(hi)])
     }
+    #[inline]
     pub fn to_bytes(self) -> [u8; 16] {
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&self.0[0].to_le_bytes());

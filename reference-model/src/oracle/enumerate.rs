@@ -41,6 +41,8 @@ pub const F_TRANSLATION: u8 = 0x10;
 /// AF == 0 without AFFD (§7.3, F_ACCESS).
 pub const F_ACCESS: u8 = 0x12;
 pub const F_PERMISSION: u8 = 0x13;
+/// A table or output address beyond the stage's output size (§7.3 F_ADDR_SIZE; Arm ARM D8).
+pub const F_ADDR_SIZE: u8 = 0x11;
 pub const C_BAD_STREAMID: u8 = 0x02;
 pub const C_BAD_STE: u8 = 0x04;
 pub const C_BAD_SUBSTREAMID: u8 = 0x08;
@@ -280,35 +282,52 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         let mut v = Vec::new();
         let nested = ste.config().s2_enabled();
         let ctx0 = Ctx::new(sid, ste, None, self.sp);
-        let read_cd = |this: &mut Self, ipa: u64| -> Result<Cd, u8> {
-            let pas = if nested {
+        // Every stage-2 outcome for the CD's IPA: a stage-2 fault on the fetch is reported as
+        // that fault, as the walker does (walk.rs `config_pa`).
+        let read_cd = |this: &mut Self, ipa: u64| -> Vec<Result<Cd, u8>> {
+            let pas: Vec<Result<u64, u8>> = if nested {
                 match ctx0.as_ref() {
                     Some(c) => this
                         .s2(c, ipa)
                         .into_iter()
-                        .filter_map(|r| r.ok().map(|x| x.0))
-                        .collect::<Vec<_>>(),
+                        .map(|r| r.map(|x| x.0))
+                        .collect(),
                     None => vec![],
                 }
             } else {
-                vec![ipa]
+                vec![Ok(ipa)]
             };
-            match pas.first() {
-                Some(&pa) => read_struct(this.mem, pa).map(Cd::decode).ok_or(F_CD_FETCH),
-                None => Err(F_CD_FETCH),
+            if pas.is_empty() {
+                return vec![Err(F_CD_FETCH)];
             }
+            pas.into_iter()
+                .map(|r| {
+                    r.and_then(|pa| read_struct(this.mem, pa).map(Cd::decode).ok_or(F_CD_FETCH))
+                })
+                .collect()
         };
         match cd_table_step(ste, self.sp, ssid) {
-            CdTableStep::Cd { addr } => v.push((read_cd(self, addr), None)),
+            CdTableStep::Cd { addr } => {
+                for c in read_cd(self, addr) {
+                    v.push((c, None));
+                }
+            }
             CdTableStep::L1Cd {
                 l1cd_addr,
                 l2_index,
             } => {
                 let fmt = CdFormat::of_ste(ste, self.sp);
                 let l1pa = if nested {
-                    ctx0.as_ref()
-                        .and_then(|c| self.s2(c, l1cd_addr).into_iter().find_map(|r| r.ok()))
-                        .map(|x| x.0)
+                    let rs = match ctx0.as_ref() {
+                        Some(c) => self.s2(c, l1cd_addr),
+                        None => Vec::new(),
+                    };
+                    for r in &rs {
+                        if let Err(ev) = r {
+                            v.push((Err(*ev), None));
+                        }
+                    }
+                    rs.into_iter().find_map(|r| r.ok()).map(|x| x.0)
                 } else {
                     Some(l1cd_addr)
                 };
@@ -325,10 +344,9 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                         v.push((Err(C_BAD_SUBSTREAMID), o));
                         continue;
                     }
-                    v.push((
-                        read_cd(self, l1.l2_base(fmt).wrapping_add(l2_index * 64)),
-                        o,
-                    ));
+                    for c in read_cd(self, l1.l2_base(fmt).wrapping_add(l2_index * 64)) {
+                        v.push((c, o));
+                    }
                 }
             }
         }
@@ -405,7 +423,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                     // The cached entry fixes the granule of the walk below it, whatever the
                     // current configuration says (§3.17: lookups are by tag and address).
                     if let Some(sp) = subtree_params(Stage::S1, e.tag.granule, level, next) {
-                        let sp = WalkParams { affd: p.affd, ..sp };
+                        let sp = WalkParams {
+                            affd: p.affd,
+                            output_bits: p.output_bits,
+                            ..sp
+                        };
                         self.s1_walk(ctx, &sp, level + 1, next, va, &mut out);
                     }
                 }
@@ -429,22 +451,33 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         }
         let ia = descriptor_address(p, level, table, va);
         let pas: Vec<u64> = if ctx.s2.is_some() {
-            self.s2(ctx, ia)
-                .into_iter()
-                .filter_map(|r| r.ok().map(|x| x.0))
-                .collect()
+            let mut pas = Vec::new();
+            // A stage-2 fault on the table fetch is an outcome too (walk.rs reports it).
+            for r in self.s2(ctx, ia) {
+                match r {
+                    Ok((pa, _)) => pas.push(pa),
+                    Err(ev) => out.push(Err(ev)),
+                }
+            }
+            pas
         } else {
             vec![ia]
         };
-        if pas.is_empty() {
-            out.push(Err(F_TRANSLATION));
-        }
         for pa in pas {
             let raw = self.mem.read_u64(pa);
             match decode_descriptor(p.granule, level, raw, Stage::S1) {
                 Descriptor::Invalid => out.push(Err(F_TRANSLATION)),
+                // The same checks, in the same order, as the walker (walk.rs).
+                Descriptor::Table { next_table, .. } if out_of_range(next_table, p.output_bits) => {
+                    out.push(Err(F_ADDR_SIZE))
+                }
                 Descriptor::Table { next_table, .. } => {
                     self.s1_walk(ctx, p, level + 1, next_table, va, out)
+                }
+                Descriptor::Leaf { output_address, .. }
+                    if out_of_range(output_address, p.output_bits) =>
+                {
+                    out.push(Err(F_ADDR_SIZE))
                 }
                 Descriptor::Leaf {
                     output_address,
@@ -523,7 +556,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             ) {
                 if let TlbContent::Table { next } = e.content {
                     if let Some(sp) = subtree_params(Stage::S2, e.tag.granule, level, next) {
-                        let sp = WalkParams { affd: p.affd, ..sp };
+                        let sp = WalkParams {
+                            affd: p.affd,
+                            output_bits: p.output_bits,
+                            ..sp
+                        };
                         self.s2_walk(&sp, level + 1, next, ipa, &mut out);
                     }
                 }
@@ -548,8 +585,16 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         let raw = self.mem.read_u64(pa);
         match decode_descriptor(p.granule, level, raw, Stage::S2) {
             Descriptor::Invalid => out.push(Err(F_TRANSLATION)),
+            Descriptor::Table { next_table, .. } if out_of_range(next_table, p.output_bits) => {
+                out.push(Err(F_ADDR_SIZE))
+            }
             Descriptor::Table { next_table, .. } => {
                 self.s2_walk(p, level + 1, next_table, ipa, out)
+            }
+            Descriptor::Leaf { output_address, .. }
+                if out_of_range(output_address, p.output_bits) =>
+            {
+                out.push(Err(F_ADDR_SIZE))
             }
             Descriptor::Leaf {
                 output_address,
@@ -580,6 +625,11 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             }
         }
     }
+}
+
+/// An address beyond an output size of `bits` bits (walk.rs applies the same test).
+fn out_of_range(addr: u64, bits: u8) -> bool {
+    bits < 64 && addr >> bits != 0
 }
 
 #[allow(clippy::too_many_arguments)]

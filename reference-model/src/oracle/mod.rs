@@ -122,14 +122,16 @@ pub struct Model {
     vmw: u8,
     stale: StaleSet,
     reach: Option<Reach>,
+    /// A discarded reach whose allocations the next computation reuses.
+    spare: Option<Reach>,
     event: u64,
     /// Invalidations consumed since the last completed SYNC.
     pending: Vec<Pending>,
     graveyard: VecDeque<Removed>,
     /// Entries a completed invalidation removed while SMMUEN == 0: not cacheable again until the
     /// SMMU is enabled.
-    clean_tlb: std::collections::HashSet<TlbEntry>,
-    clean_cfg: std::collections::HashSet<stale::CfgEntry>,
+    clean_tlb: rustc_hash::FxHashSet<TlbEntry>,
+    clean_cfg: rustc_hash::FxHashSet<stale::CfgEntry>,
     /// Counters for reports.
     pub stats: Stats,
 }
@@ -156,6 +158,7 @@ impl Model {
             vmw: 0,
             stale: StaleSet::default(),
             reach: None,
+            spare: None,
             event: 0,
             pending: Vec::new(),
             graveyard: VecDeque::new(),
@@ -188,6 +191,10 @@ impl Model {
 
     fn compute_reach(&mut self) -> Reach {
         let mut r = Reacher::new(&self.mem, &self.sp);
+        if let Some(mut spare) = self.spare.take() {
+            spare.clear();
+            r.out = spare;
+        }
         r.stale = Some(&self.stale);
         r.stream_table(&self.st);
         let mem = &self.mem;
@@ -204,17 +211,24 @@ impl Model {
         r.out
     }
 
+    /// Forget the cacheable set (it is recomputed when next needed), keeping its allocations.
+    fn drop_reach(&mut self) {
+        if let Some(r) = self.reach.take() {
+            self.spare = Some(r);
+        }
+    }
+
     /// Any change of what is cacheable: entries cacheable before and not after become stale.
     fn changed<F: FnOnce(&mut Self)>(&mut self, pa: Option<u64>, value: Option<u64>, f: F) {
         self.event += 1;
         if !self.ever_enabled {
             // Nothing can have been cached yet (§3.21.1: no insertion while SMMUEN == 0).
             f(self);
-            self.reach = None;
+            self.drop_reach();
             return;
         }
         let relevant = match pa {
-            Some(pa) => self.current_reach().pas.contains(&(pa & !7)),
+            Some(pa) => self.current_reach().reads(pa),
             None => true,
         };
         if !relevant {
@@ -262,8 +276,13 @@ impl Model {
             self.stale.add_cfg(e.clone(), origin);
             self.stats.stale_created += 1;
         }
+        self.spare = Some(before);
         // Newly stale tables or structures are roots that may reach more: recompute lazily.
-        self.reach = if new_roots { None } else { Some(after) };
+        if new_roots {
+            self.spare = Some(after);
+        } else {
+            self.reach = Some(after);
+        }
     }
 
     /// A 64-bit memory write (structures, tables, anything).
@@ -296,7 +315,7 @@ impl Model {
         }
         if en && !self.ever_enabled {
             self.ever_enabled = true;
-            self.reach = None;
+            self.drop_reach();
         }
     }
 
@@ -433,7 +452,8 @@ impl Model {
         // invalidation covers now cannot be cached again until the SMMU is enabled, so later
         // writes while disabled do not make it stale.
         if !self.smmuen && self.ever_enabled && !scopes.is_empty() {
-            let reach = self.current_reach().clone();
+            self.current_reach();
+            let reach = self.reach.as_ref().expect("just computed");
             for e in &reach.tlb {
                 if scopes.iter().any(|(_, _, sc)| sc.requires_tlb(&e.tag)) {
                     self.clean_tlb.insert(*e);
@@ -453,7 +473,7 @@ impl Model {
         // pointers, cannot outlive a completed invalidation: §3.21.1, §3.21.3.)
         let refill = self.smmuen && self.stale.pending_cfg();
         let before = if refill {
-            Some(self.current_reach().clone())
+            Some(self.current_reach().tlb.clone())
         } else {
             None
         };
@@ -464,10 +484,11 @@ impl Model {
                 event: self.event,
                 pa: 0,
             };
-            for e in before.tlb.difference(&after.tlb) {
+            for e in before.difference(&after.tlb) {
                 self.stale.add_tlb(*e, origin);
                 self.stats.stale_created += 1;
             }
+            self.spare = Some(after);
         }
         // A walk-cache entry that an invalidation did not cover (Leaf=1, or a TTL/TG hint), or
         // covered only later, can refill leaves below it after an earlier invalidation removed
@@ -482,10 +503,51 @@ impl Model {
                 },
             );
         }
+        // Entries cacheable now only through a stale walk-cache entry this SYNC removes (a
+        // leaf cached while its table was current, whose table descriptor was removed while
+        // an older walk-cache entry for that table was already stale) may still be cached
+        // themselves: removing the walk-cache entry does not remove them (§3.21.1). Until this
+        // SYNC the walk-cache entry could refill them after any invalidation of their own
+        // (§4.4.1.1, as in `refills_through_tables`), so they stay as stale entries whatever
+        // the invalidations completed here. Entries already stale follow their own life cycle.
+        let tables_go = self.ever_enabled
+            && self
+                .stale
+                .tlb_entries()
+                .any(|(e, _, k)| k.is_some() && e.tag.kind == crate::tlb::EntryKind::Table);
+        let before_tlb = if tables_go {
+            let known: rustc_hash::FxHashSet<TlbEntry> =
+                self.stale.tlb_entries().map(|(e, _, _)| *e).collect();
+            let mut b = self.current_reach().tlb.clone();
+            b.retain(|e| !known.contains(e));
+            Some(b)
+        } else {
+            None
+        };
         roots |= self.stale.complete_tlb();
         if roots {
             // What only a removed stale table or structure reached is no longer cacheable.
-            self.reach = None;
+            self.drop_reach();
+        }
+        if let Some(before) = before_tlb {
+            let origin = Origin {
+                event: self.event,
+                pa: 0,
+            };
+            let after = self.current_reach().tlb.clone();
+            let mut added = false;
+            for e in before.difference(&after) {
+                if self.clean_tlb.contains(e) {
+                    continue;
+                }
+                self.stale.add_tlb(*e, origin);
+                self.stats.stale_created += 1;
+                added = true;
+            }
+            if added {
+                // New stale entries may be roots (tables) or translate IPAs (stage 2).
+                self.drop_reach();
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use crate::walk::{
     decode_descriptor, s1_perms, s2_perms, table_size, walk_stage, Access, Descriptor, Leaf, Stage,
     WalkParams,
 };
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Bounds that keep one traversal cheap whatever memory holds (the fuzzer writes garbage).
 pub const MAX_STREAMS: u64 = 1 << 12;
@@ -33,24 +33,62 @@ pub const MAX_COMBINED_PER_LEAF: usize = 512;
 
 #[derive(Default, Debug, Clone)]
 pub struct Reach {
-    pub tlb: HashSet<TlbEntry>,
-    pub cfg: HashSet<CfgEntry>,
-    /// Every PA read to build the above: a write elsewhere cannot change what is cacheable.
-    pub pas: HashSet<u64>,
+    pub tlb: FxHashSet<TlbEntry>,
+    pub cfg: FxHashSet<CfgEntry>,
+    /// Every PA read to build the above other than a translation-table slot (those are in
+    /// `tables`): a write outside both cannot change what is cacheable.
+    pub pas: FxHashSet<u64>,
     /// True when a bound cut the traversal short (reported, never silent).
     pub truncated: bool,
     nodes: usize,
-    /// For each descriptor slot read by a walk of the tables: the contexts it serves, so that a
-    /// write that only changes a leaf can update the cacheable set locally ([`Reach::leaf_write`]).
-    pub slots: HashMap<u64, Vec<Slot>>,
+    /// Every translation table visited, with the context it serves: the slots of a table are
+    /// found from its range, not stored one by one, so a traversal costs what the table holds
+    /// (its non-zero words), not its size (8 192 slots for a 64K-granule table). A write that
+    /// only changes a leaf updates the cacheable set locally ([`Reach::leaf_write`]).
+    pub tables: Vec<TableVisit>,
+    /// Which entries of `tables` overlap each 4 KiB page.
+    table_pages: PageIndex,
     /// PAs read as anything other than a table slot (STE, CD, L1 descriptors, stage-2 walks done
-    /// to fetch structures or build combined entries): a write there is never local.
-    pub structural: HashSet<u64>,
-    /// Contexts referenced by `slots`.
+    /// to fetch structures or build combined entries): a write there is never local. Single
+    /// words here, whole structures (STEs, CDs, a linear stream table) in `structural_ranges`.
+    pub structural: FxHashSet<u64>,
+    /// Word ranges (first, n) read as structures; also counted as read (see [`Reach::reads`]).
+    pub structural_ranges: Vec<(u64, u64)>,
+    structural_pages: PageIndex,
+    /// Contexts referenced by `tables`.
     pub ctxs: Vec<Ctx>,
     /// Some slot is used by a nested context or structure fetch: local updates are not attempted
     /// for stage-2 slots of these VMIDs (combined entries depend on them).
-    pub nested_vmids: HashSet<u16>,
+    pub nested_vmids: FxHashSet<u16>,
+}
+
+/// One visit of a translation table: its words [first, first + 8 * n) (wrapping) at `level`,
+/// slot `i` translating input address `ia_base + i * step`, in context `ctx`.
+#[derive(Clone, Copy, Debug)]
+pub struct TableVisit {
+    pub ctx: u32,
+    pub stage: Stage,
+    pub params: WalkParams,
+    pub level: u8,
+    pub ia_base: u64,
+    pub step: u64,
+    pub first: u64,
+    /// Slots visited: the whole table unless the traversal bound stopped inside it.
+    pub n: u64,
+}
+
+impl TableVisit {
+    /// The slot this visit reads at `pa`, if any.
+    fn slot(&self, pa: u64) -> Option<Slot> {
+        let idx = (pa & !7).wrapping_sub(self.first) >> 3;
+        (idx < self.n).then(|| Slot {
+            ctx: self.ctx,
+            stage: self.stage,
+            params: self.params,
+            level: self.level,
+            ia: self.ia_base.wrapping_add(idx.wrapping_mul(self.step)),
+        })
+    }
 }
 
 /// One use of a descriptor slot: the table level and input address it translates, in a context.
@@ -124,13 +162,16 @@ impl Reach {
     /// return the entries that stopped being cacheable. `None` means a full recomputation is
     /// needed (a table descriptor changed, or combined entries depend on the slot).
     pub fn leaf_write(&mut self, pa: u64, old: u64, new: u64) -> Option<Vec<TlbEntry>> {
-        if self.structural.contains(&(pa & !7)) {
+        if self.is_structural(pa) {
             return None;
         }
-        let slots = self.slots.get(&(pa & !7))?;
+        let slots = self.slots_at(pa);
+        if slots.is_empty() {
+            return None;
+        }
         let mut gone = Vec::new();
         let mut added = Vec::new();
-        for s in slots {
+        for s in &slots {
             let ctx = self.ctxs.get(s.ctx as usize)?;
             if ctx.nested() || (s.stage == Stage::S2 && self.nested_vmids.contains(&ctx.vmid)) {
                 return None;
@@ -155,6 +196,97 @@ impl Reach {
         // An entry still produced by another slot is not stale.
         gone.retain(|e| !self.tlb.contains(e));
         Some(gone)
+    }
+}
+
+/// 4 KiB page number -> indices of the word ranges overlapping that page, ascending: finds the
+/// ranges containing a PA with one hash probe, whatever the ranges' sizes.
+#[derive(Default, Debug, Clone)]
+struct PageIndex(FxHashMap<u64, Vec<u32>>);
+
+impl PageIndex {
+    fn add(&mut self, first: u64, n: u64, id: u32) {
+        if n == 0 {
+            return;
+        }
+        let last = first.wrapping_add((n - 1).wrapping_mul(8)) >> 12;
+        let mut page = first >> 12;
+        loop {
+            self.0.entry(page).or_default().push(id);
+            if page == last {
+                break;
+            }
+            page = page.wrapping_add(1) & (u64::MAX >> 12);
+        }
+    }
+
+    fn at(&self, pa: u64) -> &[u32] {
+        self.0.get(&(pa >> 12)).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+}
+
+/// Whether the `n` words from `first` (wrapping) include the word at `pa`.
+fn in_range(first: u64, n: u64, pa: u64) -> bool {
+    ((pa & !7).wrapping_sub(first) >> 3) < n
+}
+
+impl Reach {
+    /// Empty, keeping the collections' allocations for the next traversal.
+    pub fn clear(&mut self) {
+        self.tlb.clear();
+        self.cfg.clear();
+        self.pas.clear();
+        self.truncated = false;
+        self.nodes = 0;
+        self.tables.clear();
+        self.table_pages.0.clear();
+        self.structural.clear();
+        self.structural_ranges.clear();
+        self.structural_pages.0.clear();
+        self.ctxs.clear();
+        self.nested_vmids.clear();
+    }
+
+    /// Whether building this set read `pa`: a write elsewhere cannot change what is cacheable.
+    pub fn reads(&self, pa: u64) -> bool {
+        self.pas.contains(&(pa & !7))
+            || self.is_structural(pa)
+            || self.in_tables(pa).next().is_some()
+    }
+
+    /// Whether `pa` was read as (part of) a structure rather than a table slot.
+    pub fn is_structural(&self, pa: u64) -> bool {
+        self.structural.contains(&(pa & !7))
+            || self.structural_pages.at(pa).iter().any(|&i| {
+                let (first, n) = self.structural_ranges[i as usize];
+                in_range(first, n, pa)
+            })
+    }
+
+    fn add_structural(&mut self, first: u64, n: u64) {
+        let i = self.structural_ranges.len() as u32;
+        self.structural_ranges.push((first, n));
+        self.structural_pages.add(first, n, i);
+    }
+
+    /// The table visits that read `pa`, in visiting order.
+    fn in_tables(&self, pa: u64) -> impl Iterator<Item = Slot> + '_ {
+        self.table_pages
+            .at(pa)
+            .iter()
+            .filter_map(move |&i| self.tables[i as usize].slot(pa))
+    }
+
+    /// Every use of the descriptor slot at `pa` (one per table visit that read it).
+    pub fn slots_at(&self, pa: u64) -> Vec<Slot> {
+        self.in_tables(pa).collect()
+    }
+
+    fn add_table(&mut self, v: TableVisit) -> usize {
+        let i = self.tables.len();
+        self.table_pages.add(v.first, v.n, i as u32);
+        self.tables.push(v);
+        i
     }
 }
 
@@ -190,17 +322,8 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         self.mem.read_u64(pa)
     }
 
-    /// A read of one slot of a translation table (its role is recorded in `slots`).
-    fn read_slot(&mut self, pa: u64) -> u64 {
-        self.out.pas.insert(pa & !7);
-        self.mem.read_u64(pa)
-    }
-
     fn read8(&mut self, pa: u64) -> [u64; 8] {
-        for i in 0..8 {
-            self.out.pas.insert(pa.wrapping_add(i * 8) & !7);
-            self.out.structural.insert(pa.wrapping_add(i * 8) & !7);
-        }
+        self.out.add_structural(pa & !7, 8);
         read_struct(self.mem, pa).unwrap_or([0; 8])
     }
 
@@ -234,8 +357,11 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         let base = st.effective_base(self.sp);
         match st.format(self.sp) {
             StreamTableFormat::Linear => {
-                for sid in 0..n.min(MAX_STREAMS) {
-                    self.ste_at(sid as u32, base.wrapping_add(sid * 64));
+                // The STEs are contiguous: one structural range for all of them.
+                let count = n.min(MAX_STREAMS);
+                self.out.add_structural(base & !7, count * 8);
+                for sid in 0..count {
+                    self.ste_at(sid as u32, base.wrapping_add(sid * 64), true);
                 }
             }
             StreamTableFormat::TwoLevel => {
@@ -261,18 +387,26 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                         words: vec![raw],
                     });
                     let l2 = l1.l2_base(span);
-                    for j in 0..count.min(MAX_STREAMS) {
-                        self.ste_at(first.wrapping_add(j as u32), l2.wrapping_add(j * 64));
+                    let count = count.min(MAX_STREAMS);
+                    self.out.add_structural(l2 & !7, count * 8);
+                    for j in 0..count {
+                        self.ste_at(first.wrapping_add(j as u32), l2.wrapping_add(j * 64), true);
                     }
                 }
             }
         }
     }
 
-    fn ste_at(&mut self, sid: u32, pa: u64) {
+    /// The STE of `sid` at `pa`; `recorded` when the caller has already recorded its words as
+    /// read.
+    fn ste_at(&mut self, sid: u32, pa: u64, recorded: bool) {
         // Only V=1 STEs lead anywhere, but any reachable STE, valid or not (all zeros
         // included), may be cached (§3.21.3, case 63): it is recorded as configuration too.
-        let words = self.read8(pa);
+        let words = if recorded {
+            read_struct(self.mem, pa).unwrap_or([0; 8])
+        } else {
+            self.read8(pa)
+        };
         self.out.cfg.insert(CfgEntry {
             tag: CfgTag::Ste {
                 sec: Security::NonSecure,
@@ -470,20 +604,27 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
         if ctx.nested() {
             self.out.nested_vmids.insert(ctx.vmid);
         }
-        for idx in 0..n {
-            let pa = table_pa.wrapping_add(idx * 8);
-            let raw = self.read_slot(pa);
-            let ia = ia_base.wrapping_add(idx.wrapping_mul(step));
-            self.out.slots.entry(pa & !7).or_default().push(Slot {
-                ctx: ci,
-                stage,
-                params: *p,
-                level,
-                ia,
-            });
-            if raw & 1 == 0 {
-                continue;
+        let first = table_pa & !7;
+        let vi = self.out.add_table(TableVisit {
+            ctx: ci,
+            stage,
+            params: *p,
+            level,
+            ia_base,
+            step,
+            first,
+            n,
+        });
+        // Only valid descriptors (bit 0 set) lead anywhere; zero words are never stored.
+        let mut valid = Vec::new();
+        self.mem.for_each_nonzero(first, n, &mut |pa, raw| {
+            if raw & 1 == 1 {
+                valid.push((pa, raw));
             }
+        });
+        for (pa, raw) in valid {
+            let idx = pa.wrapping_sub(first) >> 3;
+            let ia = ia_base.wrapping_add(idx.wrapping_mul(step));
             match decode_descriptor(g, level, raw, stage) {
                 Descriptor::Invalid => {}
                 Descriptor::Table { next_table, .. } => {
@@ -493,6 +634,8 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                     });
                     self.tree(ctx, stage, p, level + 1, next_table, ia);
                     if !self.budget() {
+                        // The slots after this one were never read.
+                        self.out.tables[vi].n = idx + 1;
                         return;
                     }
                 }
@@ -621,10 +764,25 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                     self.ste_value(sid, &w);
                 }
                 CfgTag::Cd { sid, .. } if e.words.len() == 8 => {
-                    if let Some(ste) = current_ste(sid) {
-                        let mut w = [0u64; 8];
-                        w.copy_from_slice(&e.words);
-                        self.cd_value(sid, &ste, &w);
+                    let mut w = [0u64; 8];
+                    w.copy_from_slice(&e.words);
+                    // Configuration caches are independent (§3.21.3): a cached CD may be used
+                    // with the current STE or with a still-cached older STE of its stream.
+                    let mut stes: Vec<Ste> = current_ste(sid).into_iter().collect();
+                    for (s, _, _) in stale.cfg_entries() {
+                        if let CfgTag::Ste { sid: ssid, .. } = s.tag {
+                            if ssid == sid && s.words.len() == 8 {
+                                let mut sw = [0u64; 8];
+                                sw.copy_from_slice(&s.words);
+                                let ste = Ste::decode(sw);
+                                if !stes.iter().any(|x| x.raw == ste.raw) {
+                                    stes.push(ste);
+                                }
+                            }
+                        }
+                    }
+                    for ste in &stes {
+                        self.cd_value(sid, ste, &w);
                     }
                 }
                 _ => {}

@@ -13,7 +13,8 @@
 
 use crate::scope::Scope;
 use crate::tlb::{CfgTag, EntryKind, EntryStage, StreamWorld, TlbTag};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 
 /// What a stale TLB or walk-cache entry translates to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

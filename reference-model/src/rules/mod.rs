@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+pub mod forward;
 pub mod legality;
 pub mod oracle;
 pub mod queue;
@@ -33,6 +34,10 @@ pub fn groups() -> Vec<(&'static str, &'static [&'static Rule])> {
         ("Command queue processing, errors and CMD_SYNC", queue::ALL),
         ("Required invalidation scope", scope::ALL),
         ("Observations after invalidation", oracle::ALL),
+        (
+            "Forwarding guest commands to a host SMMU (nested virtualisation)",
+            forward::ALL,
+        ),
     ]
 }
 

@@ -6,11 +6,13 @@
 //! command raises CERROR_ILL whatever else is true of it), and `res0_set` always reports the set
 //! RES0 bits, even for an Illegal command.
 //!
-//! Design for speed (the fuzzer classifies every generated command): everything that depends only
-//! on (profile, queue, opcode) is folded into a 256-entry table built once by [`Classifier::new`];
-//! the per-command work is one table load, a handful of masks, and one small `match` for the few
-//! commands whose legality or RES0-ness depends on field values (range TLBIs, CMD_SYNC, ...).
-//! Nothing allocates, nothing panics: every shift amount is bounded by construction.
+//! Two statements of the same rules. `eval` (behind the free [`classify`]) is the readable one:
+//! an `Entry` of per-opcode facts and the value-dependent checks spelled out. [`Classifier`]
+//! compiles those facts once per (profile, queue) into bit-mask tables (module `compiled`) and
+//! classifies with straight-line code, about 100 instructions per command including the read of
+//! the queue bytes (docs/performance.md); [`Classifier::classify_queue`] is the bulk entry point.
+//! A property test holds the two equal on every opcode, random words, every profile and queue.
+//! Nothing allocates per command, nothing panics: every shift amount is bounded by construction.
 //!
 //! Illegal rules are applied on *effective* values (RES0 bits cleared), so that clearing
 //! `res0_set` never turns a non-Illegal command into an Illegal one: "ILL, or behaviour identical
@@ -22,6 +24,9 @@ use crate::profile::{Profile, Queue};
 use crate::rules::legality as lg;
 use crate::rules::Rule;
 use serde::Serialize;
+
+mod compiled;
+pub use compiled::{Compact, PartialCommand};
 
 /// Exactly one of these for every command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -623,28 +628,67 @@ fn eval(ctx: &Ctx, e: &Entry, raw: RawCommand) -> Classification {
 }
 
 /// A classifier for one (profile, queue), with every opcode's profile-dependent facts
-/// precomputed. Build once, then call [`Classifier::classify`] per command (allocation-free).
+/// compiled to bit masks (module `compiled`). Build once, then call [`Classifier::classify`] per
+/// command or [`Classifier::classify_queue`] over a queue's bytes (allocation-free, branch-free
+/// per command).
 #[derive(Clone, Debug)]
 pub struct Classifier {
-    ctx: Ctx,
-    table: [Entry; 256],
+    /// About 30 KB, so boxed: a `Classifier` is cheap to move.
+    tables: Box<Tables>,
     profile: Profile,
     queue: Queue,
+}
+
+#[derive(Clone, Debug)]
+struct Tables {
+    ops: [compiled::Op; 256],
+    subs: [compiled::Sub; compiled::SUBS],
 }
 
 impl Classifier {
     pub fn new(profile: &Profile, queue: Queue) -> Classifier {
         let ctx = Ctx::new(profile, queue);
-        let mut table = [entry(profile, queue, &ctx, Opcode::Reserved(0)); 256];
-        for (b, t) in table.iter_mut().enumerate() {
-            *t = entry(profile, queue, &ctx, Opcode::from_u8(b as u8));
+        let mut tables = Box::new(Tables {
+            ops: [compiled::Op::default(); 256],
+            subs: compiled::subs(&ctx),
+        });
+        for (b, o) in tables.ops.iter_mut().enumerate() {
+            let e = entry(profile, queue, &ctx, Opcode::from_u8(b as u8));
+            *o = compiled::op(&ctx, &e);
         }
         Classifier {
-            ctx,
-            table,
+            tables,
             profile: *profile,
             queue,
         }
+    }
+
+    /// The classifier for (profile, queue), built on first use in this thread and shared after
+    /// that: building one evaluates all 256 opcodes, which a fuzzing loop that classifies a few
+    /// dozen commands per input would otherwise pay on every input. Keeps the last few.
+    pub fn shared(profile: &Profile, queue: Queue) -> std::rc::Rc<Classifier> {
+        const KEEP: usize = 8;
+        std::thread_local! {
+            static CACHE: std::cell::RefCell<Vec<std::rc::Rc<Classifier>>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(i) = c
+                .iter()
+                .position(|k| k.profile == *profile && k.queue == queue)
+            {
+                let k = c.remove(i);
+                c.push(k.clone());
+                return k;
+            }
+            let k = std::rc::Rc::new(Classifier::new(profile, queue));
+            if c.len() >= KEEP {
+                c.remove(0);
+            }
+            c.push(k.clone());
+            k
+        })
     }
 
     pub fn profile(&self) -> &Profile {
@@ -655,12 +699,73 @@ impl Classifier {
         self.queue
     }
 
-    /// Classify one command. Total, allocation-free, deterministic.
+    /// Classify one command. Total, allocation-free, deterministic; equal to the free
+    /// [`classify`].
     #[inline]
     pub fn classify(&self, raw: RawCommand) -> Classification {
-        eval(&self.ctx, &self.table[raw.opcode_byte() as usize], raw)
+        self.classify_compact(raw).classification()
+    }
+
+    /// [`Classifier::classify`] in the compact form.
+    #[inline]
+    pub fn classify_compact(&self, raw: RawCommand) -> Compact {
+        compiled::eval(&self.tables.ops, &self.tables.subs, raw.0[0], raw.0[1])
+    }
+
+    /// Classify one 16-byte queue entry (two little-endian doublewords, §4.1.1).
+    #[inline]
+    pub fn classify_bytes(&self, entry: &[u8; 16]) -> Compact {
+        self.classify_compact(RawCommand::from_bytes(entry))
+    }
+
+    /// Classify every command of a queue's bytes, in order: `bytes.len() / 16` results, each
+    /// the full classification in compact form. Bytes that are not a whole number of commands
+    /// are an error, not silently truncated.
+    pub fn classify_queue<'a>(
+        &'a self,
+        bytes: &'a [u8],
+    ) -> Result<QueueClassifications<'a>, PartialCommand> {
+        if !bytes.len().is_multiple_of(16) {
+            return Err(PartialCommand { len: bytes.len() });
+        }
+        Ok(QueueClassifications {
+            classifier: self,
+            entries: bytes.chunks_exact(16),
+        })
     }
 }
+
+/// The iterator of [`Classifier::classify_queue`].
+#[derive(Clone, Debug)]
+pub struct QueueClassifications<'a> {
+    classifier: &'a Classifier,
+    entries: std::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for QueueClassifications<'_> {
+    type Item = Compact;
+    #[inline]
+    fn next(&mut self) -> Option<Compact> {
+        let e = self.entries.next()?;
+        // `chunks_exact(16)` yields 16-byte slices; the conversion cannot fail.
+        let e: &[u8; 16] = e.try_into().ok()?;
+        Some(self.classifier.classify_bytes(e))
+    }
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+    #[inline]
+    fn fold<B, F: FnMut(B, Compact) -> B>(self, init: B, mut f: F) -> B {
+        let k = self.classifier;
+        self.entries.fold(init, |acc, e| match e.try_into() {
+            Ok(e) => f(acc, k.classify_bytes(e)),
+            Err(_) => acc, // unreachable: `chunks_exact(16)`
+        })
+    }
+}
+
+impl ExactSizeIterator for QueueClassifications<'_> {}
 
 /// Classify `raw` as submitted to `queue` of an SMMU with `profile`. Total and allocation-free.
 /// Computes only the entry for this opcode; use [`Classifier`] for bulk classification.

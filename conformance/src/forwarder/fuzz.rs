@@ -1,0 +1,216 @@
+//! Fuzzing forwarders: `smmu-conform fuzz --backend forwarder|fwd-mutant:NAME` and the body of
+//! the `forwarder` cargo-fuzz target. Inputs come from [`super::gen`], verdicts from the
+//! forwarding oracle; the first input breaking each rule is shrunk (guest commands, then
+//! devices) and written as a forwarder case with its reproducer. Options, progress and the
+//! outcome are the device campaign's ([`crate::fuzz`]).
+
+use super::case::case_text;
+use super::gen::{generate, FwdInput};
+use super::{mapping, open_forwarder};
+use crate::backend::{Forwarder, HarnessError};
+use crate::fuzz::{write_atomic, ModeSel, Options, Outcome, Progress, Rng, Saved};
+use crate::gen::Mode;
+use smmu_model::forward::{judge, Forwarded};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What one input did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FwdVerdict {
+    Clean,
+    /// The forwarder refused the mapping: nothing to judge.
+    Refused,
+    /// The first finding's rule id and message.
+    Finding(&'static str, String),
+    Harness(String),
+}
+
+/// Set up, forward, judge.
+pub fn run_input(fwd: &mut dyn Forwarder, input: &FwdInput) -> FwdVerdict {
+    match fwd.setup(&input.vsmmu) {
+        Ok(()) => {}
+        Err(HarnessError::Unsupported { .. }) => return FwdVerdict::Refused,
+        Err(e) => return FwdVerdict::Harness(e.to_string()),
+    }
+    let res = match fwd.forward(&input.batch) {
+        Ok(r) => r,
+        Err(e) => return FwdVerdict::Harness(e.to_string()),
+    };
+    let j = judge(
+        &mapping(&input.vsmmu),
+        &input.batch,
+        &Forwarded {
+            host: &res.host_commands,
+            error: res.error.as_ref().map(|(i, _)| *i),
+            handled: res.handled,
+        },
+    );
+    match j.findings.into_iter().next() {
+        None => FwdVerdict::Clean,
+        Some(f) => FwdVerdict::Finding(f.rule.id, f.message),
+    }
+}
+
+/// Shrink while `rule` still fires: drop guest commands (halving chunks, then one by one), then
+/// devices. Bounded by `budget`.
+pub fn shrink(fwd: &mut dyn Forwarder, input: &FwdInput, rule: &str, budget: Duration) -> FwdInput {
+    let start = Instant::now();
+    let mut best = input.clone();
+    let fires = |f: &mut dyn Forwarder, x: &FwdInput| matches!(run_input(f, x), FwdVerdict::Finding(r, _) if r == rule);
+    let mut chunk = best.batch.len().div_ceil(2).max(1);
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < best.batch.len() && best.batch.len() > 1 {
+            if start.elapsed() > budget {
+                return best;
+            }
+            let end = (i + chunk).min(best.batch.len());
+            let mut cand = best.clone();
+            cand.batch.drain(i..end);
+            if !cand.batch.is_empty() && fires(fwd, &cand) {
+                best = cand;
+                changed = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if !changed {
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    let mut i = 0;
+    while i < best.vsmmu.sids.len() && start.elapsed() <= budget {
+        let mut cand = best.clone();
+        cand.vsmmu.sids.remove(i);
+        if fires(fwd, &cand) {
+            best = cand;
+        } else {
+            i += 1;
+        }
+    }
+    best
+}
+
+fn fnv(input: &FwdInput) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = format!("{:?}{:?}", input.vsmmu, input.batch);
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h as u32
+}
+
+/// The case file for a finding: (file name, text).
+pub fn finding_case(
+    input: &FwdInput,
+    backend: &str,
+    rule: &str,
+    message: &str,
+    seed: u64,
+    exec: u64,
+) -> (String, String) {
+    let name = format!("fuzz-{}-{:08x}", rule.to_ascii_lowercase(), fnv(input));
+    let section = smmu_model::rules::by_id(rule)
+        .map(|r| r.section)
+        .unwrap_or("");
+    let notes = vec![
+        format!(
+            "Found by `smmu-conform fuzz --backend {backend} --seed {seed}` (execution {exec}, {} mode), then shrunk.",
+            input.mode.name()
+        ),
+        format!("found-on: {backend}"),
+        format!("rule: {rule} {section}"),
+        format!("finding: {message}"),
+    ];
+    let doc = format!("{section}: fuzzing found {rule} on {backend}");
+    let text = case_text(&name, rule, &doc, &notes, &input.vsmmu, &input.batch);
+    (format!("{name}.case"), text)
+}
+
+/// A forwarder campaign (`opts.backend` is a forwarder spec).
+pub fn campaign(
+    opts: &Options,
+    progress: &mut dyn FnMut(&Progress),
+    report: &mut dyn FnMut(&Saved),
+) -> Result<Outcome, HarnessError> {
+    let start = Instant::now();
+    let mut fwd = open_forwarder(&opts.backend)?;
+    let mut rng = Rng::new(opts.seed);
+    let mut out = Outcome::default();
+    let mut by_rule: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut last_tick = Instant::now();
+    let tick = |out: &Outcome, by_rule: &BTreeMap<&'static str, usize>| Progress {
+        elapsed: start.elapsed(),
+        execs: out.execs,
+        findings: out.findings.len(),
+        rules: by_rule.len(),
+        harness_errors: out.harness_errors.len(),
+        // The forwarder suite has no expectation files yet: nothing is known.
+        known: 0,
+    };
+    while start.elapsed() < opts.time && (opts.max_execs == 0 || out.execs < opts.max_execs) {
+        let len = 8 + (rng.next_u64() % 256) as usize;
+        let data = rng.bytes(len);
+        let mode = match opts.modes {
+            ModeSel::Fixed(m) => m,
+            ModeSel::Mixed => Mode::from_byte(data[0]),
+        };
+        out.execs += 1;
+        let input = generate(&data[1..], mode);
+        match run_input(fwd.as_mut(), &input) {
+            FwdVerdict::Clean | FwdVerdict::Refused => {}
+            FwdVerdict::Finding(rule, message) => {
+                let count = by_rule.entry(rule).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    let found_after = start.elapsed();
+                    let small = shrink(fwd.as_mut(), &input, rule, opts.shrink_time);
+                    let message = match run_input(fwd.as_mut(), &small) {
+                        FwdVerdict::Finding(_, m) => m,
+                        _ => message,
+                    };
+                    let (file, text) =
+                        finding_case(&small, &opts.backend, rule, &message, opts.seed, out.execs);
+                    let path = write_atomic(&opts.out, &file, &text).map_err(|e| {
+                        HarnessError::Setup(format!("cannot write {}: {e}", opts.out.display()))
+                    })?;
+                    let saved = Saved {
+                        rule,
+                        message,
+                        reproducer: format!(
+                            "smmu-conform run --backend {} --case {}",
+                            opts.backend,
+                            path.display()
+                        ),
+                        path,
+                        exec: out.execs,
+                        found_after,
+                        lines_before: input.batch.len(),
+                        lines_after: small.batch.len(),
+                    };
+                    report(&saved);
+                    out.findings.push(saved);
+                    if opts.stop_at_first {
+                        break;
+                    }
+                }
+            }
+            FwdVerdict::Harness(e) => {
+                out.harness_errors.push((e, None));
+                fwd = open_forwarder(&opts.backend)?;
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(250) {
+            last_tick = Instant::now();
+            progress(&tick(&out, &by_rule));
+        }
+    }
+    out.elapsed = start.elapsed();
+    progress(&tick(&out, &by_rule));
+    Ok(out)
+}
