@@ -366,6 +366,10 @@ struct Gen<'a, 'p> {
     lines: Vec<String>,
     /// An error is (maybe) active on the queue: the next thing should usually be `ack`.
     maybe_error: bool,
+    /// Every (stream, ASID) a stage-1 stream has had: an old CD may still be cached and tag
+    /// entries with its ASID over that stream's tables (§3.21.3), so another stream taking the
+    /// ASID under the same VMID tag would give one tag two address spaces (§5.4.1).
+    asid_history: Vec<(usize, u16)>,
 }
 
 /// Generate a program for a device with `profile`.
@@ -382,6 +386,7 @@ pub fn generate(data: &[u8], profile: &Profile, mode: Mode, cfg: &GenConfig) -> 
         data_used: 0,
         lines: Vec::new(),
         maybe_error: false,
+        asid_history: Vec::new(),
     };
     gen.run(cfg);
     let mut needs = Vec::new();
@@ -506,7 +511,8 @@ impl Gen<'_, '_> {
             let same_tag = kind != Kind::S2
                 && o.kind != Kind::S2
                 && self.vmid_tag(o.vmid) == self.vmid_tag(vmid);
-            let s1_clash = same_tag && (o.asid == asid || o.has_global);
+            let old_asid = self.asid_history.iter().any(|&(j, a)| j == i && a == asid);
+            let s1_clash = same_tag && (o.asid == asid || o.has_global || old_asid);
             let s2_clash = self.p.s2p && (kind != Kind::S1 || o.kind != Kind::S1) && o.vmid == vmid;
             !s1_clash && !s2_clash
         })
@@ -632,6 +638,7 @@ impl Gen<'_, '_> {
             self.line(format!(
                 "stream {name} sid={sid} {kname} asid={asid:#x} vmid={vmid:#x} granule={gname}{el2s}"
             ));
+            self.asid_history.push((self.streams.len(), asid));
             self.streams.push(StreamInfo {
                 name,
                 sid,
@@ -881,6 +888,7 @@ impl Gen<'_, '_> {
                     let asid = self.fresh_asid(si, &pool);
                     self.line(format!("cd {} asid={asid:#x}", s.name));
                     self.streams[si].asid = asid;
+                    self.asid_history.push((si, asid));
                 } else {
                     let o = self.streams[other].name.clone();
                     self.line(format!("cd {} tables={o}", s.name));
