@@ -54,6 +54,17 @@ Examples:
 
 Exit status: 1 a divergence was found, 0 none, 2 the harness could not do its job.")]
     Fuzz(FuzzArgs),
+    /// Forward one guest batch on a forwarder: print every host command it issued, what it
+    /// returned, and the forwarding oracle's verdict
+    #[command(after_help = "\
+Examples:
+  smmu-conform forward --backend kernel --sid 1 'TLBI_NH_VA ASID=1 Address=0x1000' 'TLBI_EL2_ALL'
+  smmu-conform forward --backend kernel                 an empty batch (entry_num 0)
+  smmu-conform forward --backend forwarder --guest 'qemu-10.0 -s2p -hyp' --sid 1:0x21 TLBI_NSNH_ALL
+
+Commands are written as in case files (docs/case-format.md), one per argument.
+Exit status: 0 conformant, 1 the oracle found a violation, 2 the harness could not do its job.")]
+    Forward(ForwardArgs),
     /// Print which cases exercise each rule (docs/coverage.md is `coverage --markdown`)
     Coverage {
         /// Exit 1 when some rule has no case
@@ -128,6 +139,29 @@ struct RunArgs {
     /// of cores. The report order does not depend on it
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+}
+
+#[derive(Args)]
+struct ForwardArgs {
+    /// The forwarder: forwarder, fwd-mutant:NAME, kernel[:DIR], exec-forwarder:COMMAND
+    #[arg(long, value_name = "SPEC", default_value = "kernel")]
+    backend: String,
+    /// The guest's profile, as a case's `guest` line (a forwarder that chooses its own, as the
+    /// kernel does, says what it used)
+    #[arg(long, value_name = "PROFILE", default_value = "qemu-10.0-virt-9.1")]
+    guest: String,
+    /// The host's profile, as a case's `host` line
+    #[arg(long, value_name = "PROFILE", default_value = "qemu-10.0")]
+    host: String,
+    /// The host VMID
+    #[arg(long, value_name = "N", default_value = "1")]
+    vmid: String,
+    /// A device: VSID or VSID:PSID (hex or decimal; PSID defaults to 0x20 + VSID), repeatable
+    #[arg(long = "sid", value_name = "VSID[:PSID]")]
+    sids: Vec<String>,
+    /// The guest commands, one per argument, as in case files; none is an empty batch
+    #[arg(value_name = "COMMAND")]
+    commands: Vec<String>,
 }
 
 #[derive(Args)]
@@ -385,6 +419,53 @@ fn run_forwarder_suite(a: RunArgs) -> Result<u8, Error> {
     Ok(report.exit_code())
 }
 
+/// `forward`: one batch on one forwarder, printed with the oracle's verdict.
+fn forward(a: ForwardArgs) -> Result<u8, Error> {
+    use smmu_conform::case::parse::{num, parse_cmd};
+    use smmu_conform::forwarder::case::parse_profile;
+    let bad = |m: String| Error::Suite(SuiteError::Backend(m));
+    let profile = |what: &str, s: &str| {
+        let w: Vec<&str> = s.split_whitespace().collect();
+        parse_profile(&w).map_err(|e| bad(format!("--{what} {s}: {e}")))
+    };
+    let mut vs = smmu_conform::backend::VirtualSmmu {
+        guest: profile("guest", &a.guest)?,
+        host: profile("host", &a.host)?,
+        host_vmid: num(&a.vmid)
+            .ok()
+            .and_then(|v| u16::try_from(v).ok())
+            .ok_or_else(|| bad(format!("--vmid {}: not a 16-bit number", a.vmid)))?,
+        sids: Vec::new(),
+    };
+    for s in &a.sids {
+        let (v, p) = match s.split_once(':') {
+            Some((v, p)) => (num(v), Some(num(p))),
+            None => (num(s), None),
+        };
+        let v = v.map_err(|e| bad(format!("--sid {s}: {e}")))?;
+        let p = match p {
+            Some(p) => p.map_err(|e| bad(format!("--sid {s}: {e}")))?,
+            None => 0x20 + v,
+        };
+        let (Ok(v), Ok(p)) = (u32::try_from(v), u32::try_from(p)) else {
+            return Err(bad(format!("--sid {s}: StreamIDs are 32-bit")));
+        };
+        vs.sids.push((v, p));
+    }
+    let mut batch = Vec::new();
+    for c in &a.commands {
+        let w: Vec<&str> = c.split_whitespace().collect();
+        batch.push(parse_cmd(&w).map_err(|e| bad(format!("command '{c}': {e}")))?);
+    }
+    let mut fwd = forwarder::open_forwarder(&a.backend).map_err(|e| bad(e.to_string()))?;
+    let o =
+        forwarder::one::forward_once(fwd.as_mut(), &vs, &batch).map_err(|e| bad(e.to_string()))?;
+    let mut out = io::stdout().lock();
+    out.write_all(forwarder::one::text(&fwd.name(), &batch, &o).as_bytes())?;
+    out.flush()?;
+    Ok(u8::from(!o.judgement.findings.is_empty()))
+}
+
 /// `fuzz`: the campaign is in the library ([`smmu_conform::fuzz`]); this prints its progress
 /// line and reproducers.
 fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
@@ -525,6 +606,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Cmd::Fuzz(a) => {
             drop(out);
             return fuzz(a);
+        }
+        Cmd::Forward(a) => {
+            drop(out);
+            return forward(a);
         }
         Cmd::Coverage {
             require_all,

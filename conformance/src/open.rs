@@ -13,7 +13,7 @@ pub const QEMU_72_BINARY: &str = "/opt/smmu-conform/qemu-7.2/usr/bin/qemu-system
 pub const QEMU_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The QEMU 10.0 binary: `qemu-system-aarch64` on PATH, else where scripts/install-qemu.sh puts it.
-fn qemu_on_path() -> std::path::PathBuf {
+pub(crate) fn qemu_on_path() -> std::path::PathBuf {
     std::env::var_os("PATH")
         .and_then(|p| {
             std::env::split_paths(&p)

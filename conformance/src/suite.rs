@@ -32,6 +32,12 @@ pub fn default_cases_dir() -> PathBuf {
 /// The expectation file of a backend, `corpus/expectations/BACKEND.toml` (characters other than
 /// letters, digits, '-', '_' and '.' in the spec become '_').
 pub fn default_expectations(backend: &str) -> PathBuf {
+    // Every kernel directory shares the kernel's file (its findings cite the version).
+    let backend = if crate::backend::kernel::is_kernel_spec(backend) {
+        crate::backend::kernel::SPEC
+    } else {
+        backend
+    };
     let name: String = backend
         .chars()
         .map(|c| {

@@ -14,6 +14,7 @@
 //! protocol nonsense), always kept apart from a violation of the architecture.
 
 pub mod exec;
+pub mod kernel;
 pub mod qemu;
 pub mod select;
 
@@ -206,7 +207,11 @@ pub struct ForwardResult {
 /// An invalidation forwarder under test (a VMM or a kernel path).
 pub trait Forwarder {
     fn name(&self) -> String;
-    /// Set up the virtual SMMU; the forwarder may refuse a mapping it cannot honour.
-    fn setup(&mut self, vsmmu: &VirtualSmmu) -> Result<(), HarnessError>;
+    /// Set up the virtual SMMU; the forwarder may refuse a mapping it cannot honour
+    /// ([`HarnessError::Unsupported`]). Returns the mapping it ended up with, which the oracle
+    /// judges with: `vsmmu` itself for a forwarder that takes the mapping it is given, or what
+    /// a forwarder that chooses for itself chose (the Linux kernel picks the host VMID, its
+    /// devices have their own StreamIDs, its vSMMU's profile comes from IOMMU_GET_HW_INFO).
+    fn setup(&mut self, vsmmu: &VirtualSmmu) -> Result<VirtualSmmu, HarnessError>;
     fn forward(&mut self, guest: &[RawCommand]) -> Result<ForwardResult, HarnessError>;
 }

@@ -1,7 +1,7 @@
 //! Backend selection by a one-word spec, as the command line and case files name backends:
 //! `emulator`, `emulator:OPTIONS`, `mutant:NAME` (QEMU and `exec:` are opened in `crate::open`);
-//! names later issues implement (`kernel`) are recognised and refused with the issue that adds
-//! them.
+//! forwarder backends (`kernel`) are recognised and refused with a pointer to the forwarder
+//! suite.
 
 use super::Device;
 use crate::emulator::{Emulator, EmulatorConfig, Mutant};
@@ -23,12 +23,12 @@ pub enum SelectError {
     },
     #[error("unknown mutant '{0}' (`smmu-conform mutants --list` lists them)")]
     UnknownMutant(String),
-    #[error("backend '{name}' is not available yet (issue {issue})")]
-    NotAvailable { name: String, issue: u32 },
+    #[error("backend '{name}' is a forwarder, not an SMMU device: `smmu-conform run --backend {name}` runs the forwarder suite on it")]
+    Forwarder { name: String },
 }
 
-/// The issues that add the backends not implemented here.
-const LATER: &[(&str, u32)] = &[("kernel", 7)];
+/// Forwarder backends opened elsewhere (`crate::forwarder::open_forwarder`).
+const FORWARDERS: &[&str] = &["kernel"];
 
 /// Open a backend by spec: `emulator`, `emulator:tlb=1,walk-cache=off,res0=ill,profile=qemu-10.0`,
 /// `mutant:NAME`.
@@ -51,10 +51,9 @@ pub fn config(spec: &str) -> Result<EmulatorConfig, SelectError> {
                 .map(EmulatorConfig::mutant)
                 .ok_or_else(|| SelectError::UnknownMutant(name.to_string()))
         }
-        k => match LATER.iter().find(|(n, _)| *n == k) {
-            Some(&(n, issue)) => Err(SelectError::NotAvailable {
+        k => match FORWARDERS.iter().find(|n| **n == k) {
+            Some(n) => Err(SelectError::Forwarder {
                 name: n.to_string(),
-                issue,
             }),
             None => Err(SelectError::UnknownBackend(spec.to_string())),
         },
@@ -153,8 +152,8 @@ mod tests {
         assert!(e.contains("smmu-conform mutants --list"), "{e}");
         // QEMU and exec: are opened by crate::open before select is asked.
         let e = config("kernel").unwrap_err();
-        assert!(matches!(e, SelectError::NotAvailable { .. }), "kernel");
-        assert!(e.to_string().contains("not available yet (issue"), "{e}");
+        assert!(matches!(e, SelectError::Forwarder { .. }), "kernel");
+        assert!(e.to_string().contains("forwarder suite"), "{e}");
         assert!(matches!(
             config("bogus"),
             Err(SelectError::UnknownBackend(_))

@@ -27,17 +27,18 @@ pub enum FwdVerdict {
 
 /// Set up, forward, judge.
 pub fn run_input(fwd: &mut dyn Forwarder, input: &FwdInput) -> FwdVerdict {
-    match fwd.setup(&input.vsmmu) {
-        Ok(()) => {}
+    // The oracle judges with the mapping the forwarder ended up with.
+    let vsmmu = match fwd.setup(&input.vsmmu) {
+        Ok(v) => v,
         Err(HarnessError::Unsupported { .. }) => return FwdVerdict::Refused,
         Err(e) => return FwdVerdict::Harness(e.to_string()),
-    }
+    };
     let res = match fwd.forward(&input.batch) {
         Ok(r) => r,
         Err(e) => return FwdVerdict::Harness(e.to_string()),
     };
     let j = judge(
-        &mapping(&input.vsmmu),
+        &mapping(&vsmmu),
         &input.batch,
         &Forwarded {
             host: &res.host_commands,

@@ -3,12 +3,14 @@
 //! Every verdict comes from the model's forwarding oracle (`smmu_model::forward`, docs/forwarder.md).
 //!
 //! Backends by spec: `forwarder` (the reference), `fwd-mutant:NAME` (`smmu-conform mutants --list
-//! --forwarders`), `exec-forwarder:COMMAND` (any program speaking docs/protocol.md). Other forwarders (the Linux kernel path, an out-of-process forwarder) implement
-//! [`crate::backend::Forwarder`] and are added to [`open_forwarder`].
+//! --forwarders`), `exec-forwarder:COMMAND` (any program speaking docs/protocol.md), `kernel` or
+//! `kernel:DIR` (the Linux iommufd path under QEMU, [`crate::backend::kernel`]). Other
+//! forwarders implement [`crate::backend::Forwarder`] and are added to [`open_forwarder`].
 
 pub mod case;
 pub mod fuzz;
 pub mod gen;
+pub mod one;
 pub mod reference;
 pub mod suite;
 
@@ -26,6 +28,7 @@ pub fn is_forwarder_spec(spec: &str) -> bool {
     let s = spec.trim();
     s == REFERENCE
         || s.starts_with(MUTANT_PREFIX)
+        || crate::backend::kernel::is_kernel_spec(s)
         || crate::backend::exec::ExecSpec::parse(s).is_some_and(|p| {
             p.is_ok_and(|p| p.role == crate::backend::exec::protocol::Role::Forwarder)
         })
@@ -41,6 +44,9 @@ pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
     if s == REFERENCE {
         return Ok(Box::new(ReferenceForwarder::new(None)));
     }
+    if crate::backend::kernel::is_kernel_spec(s) {
+        return Ok(Box::new(crate::backend::kernel::KernelForwarder::open(s)?));
+    }
     if let Some(name) = s.strip_prefix(MUTANT_PREFIX) {
         return FwdMutant::from_name(name)
             .map(|m| Box::new(ReferenceForwarder::new(Some(m))) as Box<dyn Forwarder>)
@@ -51,7 +57,7 @@ pub fn open_forwarder(spec: &str) -> Result<Box<dyn Forwarder>, HarnessError> {
             });
     }
     Err(HarnessError::Setup(format!(
-        "unknown forwarder backend '{s}' (expected {REFERENCE}, {MUTANT_PREFIX}NAME or exec-forwarder:COMMAND)"
+        "unknown forwarder backend '{s}' (expected {REFERENCE}, {MUTANT_PREFIX}NAME, kernel[:DIR] or exec-forwarder:COMMAND)"
     )))
 }
 

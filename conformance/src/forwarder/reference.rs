@@ -212,7 +212,7 @@ impl Forwarder for ReferenceForwarder {
         }
     }
 
-    fn setup(&mut self, vs: &VirtualSmmu) -> Result<(), HarnessError> {
+    fn setup(&mut self, vs: &VirtualSmmu) -> Result<VirtualSmmu, HarnessError> {
         let guest = Profile::from_regs(vs.guest);
         let host = Profile::from_regs(vs.host);
         if let Some(why) = incompatible(vs, &guest, &host) {
@@ -228,7 +228,7 @@ impl Forwarder for ReferenceForwarder {
             vmid: vs.host_vmid,
             sids: vs.sids.clone(),
         });
-        Ok(())
+        Ok(vs.clone())
     }
 
     fn forward(&mut self, guest: &[RawCommand]) -> Result<ForwardResult, HarnessError> {

@@ -122,8 +122,8 @@ pub fn run_case(
     expectations: &Expectations,
 ) -> CaseReport {
     let mut r = new_report(backend, case);
-    match fwd.setup(&case.vsmmu) {
-        Ok(()) => {}
+    let effective = match fwd.setup(&case.vsmmu) {
+        Ok(v) => v,
         // The forwarder refuses a mapping it cannot honour: nothing to judge.
         Err(HarnessError::Unsupported { what, .. }) => {
             r.verdict = Verdict::Skip;
@@ -135,8 +135,10 @@ pub fn run_case(
             r.notes.push(e.to_string());
             return r;
         }
-    }
-    let m = mapping(&case.vsmmu);
+    };
+    // Judged with the mapping the forwarder ended up with (a kernel chooses its VMID, its
+    // devices' StreamIDs and its vSMMU's profile); shown when it is not the case's.
+    let m = mapping(&effective);
     let setup_lines: Vec<String> = case
         .lines
         .iter()
@@ -146,6 +148,7 @@ pub fn run_case(
                 .any(|k| t.starts_with(k))
         })
         .map(|(l, t)| format!("{l:>4}: {t}"))
+        .chain(effective_lines(&case.vsmmu, &effective))
         .collect();
     let mut rejected = 0;
     let mut over = 0;
@@ -247,7 +250,29 @@ pub fn run_case(
     r
 }
 
-/// Run every case on forwarders from `factory` (a fresh one per case: setup is per case).
+/// The effective mapping as trace lines, when it differs from the case's.
+fn effective_lines(
+    case: &crate::backend::VirtualSmmu,
+    eff: &crate::backend::VirtualSmmu,
+) -> Vec<String> {
+    use super::case::profile_line;
+    if case == eff {
+        return Vec::new();
+    }
+    let mut v = vec![
+        "      judged with the forwarder's own mapping:".to_string(),
+        format!("      guest {}", profile_line(&eff.guest)),
+        format!("      host {}", profile_line(&eff.host)),
+        format!("      vmid {:#x}", eff.host_vmid),
+    ];
+    for (a, b) in &eff.sids {
+        v.push(format!("      sid {a:#x} -> {b:#x}"));
+    }
+    v
+}
+
+/// Run every case on forwarders from `factory`: one forwarder serves every case (setup is per
+/// case) until a harness error, after which a fresh one is built.
 pub fn run_suite(
     cases: &[FwdCase],
     factory: FwdFactory<'_>,
@@ -279,6 +304,9 @@ pub fn run_suite(
             },
         };
         let r = run_case(f.as_mut(), backend, c, expectations);
+        if r.verdict != Verdict::HarnessError {
+            fwd = Some(f);
+        }
         progress(i, &r);
         report.cases.push(r);
     }

@@ -289,9 +289,10 @@ impl Forwarder for ExecForwarder {
     fn name(&self) -> String {
         self.name.clone()
     }
-    fn setup(&mut self, vsmmu: &VirtualSmmu) -> Result<(), HarnessError> {
+    fn setup(&mut self, vsmmu: &VirtualSmmu) -> Result<VirtualSmmu, HarnessError> {
         let Empty {} = self.peer.call(wire_setup(vsmmu), self.spec.timeout)?;
-        Ok(())
+        // The protocol's forwarders take the mapping they are given.
+        Ok(vsmmu.clone())
     }
     fn forward(&mut self, guest: &[RawCommand]) -> Result<ForwardResult, HarnessError> {
         let r: WireForward = self.peer.call(

@@ -212,7 +212,7 @@ fn answer(served: &mut Served, req: Request) -> Response {
                 host_vmid,
                 sids,
             } => match virtual_smmu(&guest, &host, host_vmid, &sids) {
-                Ok(v) => unit(id, f.setup(&v)),
+                Ok(v) => unit(id, f.setup(&v).map(|_| ())),
                 Err(m) => err(id, ErrorKind::BadRequest, m),
             },
             Call::Forward { commands } => {

@@ -25,6 +25,24 @@ pub struct QemuProcess {
 
 impl QemuProcess {
     pub fn spawn(binary: &Path, args: &[String]) -> Result<Self, HarnessError> {
+        Self::spawn_inner(binary, args, None)
+    }
+
+    /// The same, and every stderr line is also sent over the returned channel (the kernel
+    /// backend reads QEMU's trace events there: the log trace backend writes them to stderr).
+    pub fn spawn_traced(
+        binary: &Path,
+        args: &[String],
+    ) -> Result<(Self, Receiver<String>), HarnessError> {
+        let (tx, rx) = channel();
+        Ok((Self::spawn_inner(binary, args, Some(tx))?, rx))
+    }
+
+    fn spawn_inner(
+        binary: &Path,
+        args: &[String],
+        stderr_lines: Option<std::sync::mpsc::Sender<String>>,
+    ) -> Result<Self, HarnessError> {
         let mut cmd = Command::new(binary);
         die_with_parent(&mut cmd);
         let mut child = cmd
@@ -80,10 +98,21 @@ impl QemuProcess {
         let tail = Arc::clone(&stderr_tail);
         thread::spawn(move || {
             let mut r = BufReader::new(stderr);
-            let mut buf = [0u8; 1024];
+            let mut buf = [0u8; 16 * 1024];
+            let mut partial: Vec<u8> = Vec::new();
             while let Ok(n) = r.read(&mut buf) {
                 if n == 0 {
                     break;
+                }
+                if let Some(tx) = &stderr_lines {
+                    partial.extend_from_slice(&buf[..n]);
+                    if let Some(last) = partial.iter().rposition(|&b| b == b'\n') {
+                        for l in partial[..last].split(|&b| b == b'\n') {
+                            // A closed receiver only means nobody reads the trace any more.
+                            let _ = tx.send(String::from_utf8_lossy(l).trim_end().to_string());
+                        }
+                        partial.drain(..=last);
+                    }
                 }
                 if let Ok(mut t) = tail.lock() {
                     t.push_str(&String::from_utf8_lossy(&buf[..n]));
