@@ -52,11 +52,27 @@ pub fn load_file(path: &Path, name: Option<&str>) -> Result<Vec<FwdCase>, SuiteE
     }
 }
 
-/// `--case FILE[#NAME]` selections, or every `*.case` of `dir`.
+/// `--case FILE[#NAME]` selections, or every `*.case` of `dir` and of its subdirectories
+/// (`corpus/forwarder/kernel/`: the reproducers of docs/findings/linux-iommufd.md, which every
+/// forwarder runs too).
 pub fn load(selections: &[String], dir: &Path) -> Result<Vec<FwdCase>, SuiteError> {
     let mut out: Vec<FwdCase> = Vec::new();
     if selections.is_empty() {
-        for f in crate::suite::case_files(dir)? {
+        let mut files = crate::suite::case_files(dir)?;
+        let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| SuiteError::Read {
+                path: dir.display().to_string(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        subdirs.sort();
+        for d in subdirs {
+            // A subdirectory without cases is not an error (fuzz output may land there).
+            files.extend(crate::suite::case_files(&d).unwrap_or_default());
+        }
+        for f in files {
             out.extend(load_file(&f, None)?);
         }
     } else {

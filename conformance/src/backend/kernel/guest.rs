@@ -142,7 +142,9 @@ pub struct Guest {
     proc: QemuProcess,
     trace: Receiver<String>,
     sock: UnixStream,
-    ram: Ram,
+    /// Opened once the guest runs (QEMU creates the file after the socket).
+    ram: Option<Ram>,
+    mem: PathBuf,
     _dir: TempDir,
     name: String,
     timeouts: Timeouts,
@@ -151,6 +153,8 @@ pub struct Guest {
     received: u64,
     host: HostState,
     console: VecDeque<String>,
+    /// SMMU_KERNEL_DEBUG=1: every trace line of a window goes to stderr.
+    debug: bool,
     /// Set after any error: the guest is not used again.
     pub dead: bool,
     pub hwinfo: HwInfo,
@@ -204,13 +208,12 @@ impl Guest {
         };
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .map_err(|e| HarnessError::Setup(format!("agent socket: {e}")))?;
-        let ram = Ram::open(&mem, RAM_SIZE)
-            .map_err(|e| HarnessError::Setup(format!("cannot open the guest RAM file: {e}")))?;
         let mut g = Guest {
             proc,
             trace,
             sock,
-            ram,
+            ram: None,
+            mem,
             _dir: dir,
             name,
             timeouts,
@@ -219,6 +222,7 @@ impl Guest {
             host: HostState::default(),
             console: VecDeque::new(),
             dead: false,
+            debug: std::env::var_os("SMMU_KERNEL_DEBUG").is_some(),
             hwinfo: HwInfo::default(),
             psids: Vec::new(),
             vsids: vsids.to_vec(),
@@ -232,6 +236,10 @@ impl Guest {
         r?;
         g.boot_time = start.elapsed();
         Ok(g)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     pub fn name(&self) -> &str {
@@ -367,6 +375,9 @@ impl Guest {
                 .recv_timeout(left.min(Duration::from_millis(100)))
             {
                 Ok(line) => {
+                    if self.debug {
+                        eprintln!("trace: {line}");
+                    }
                     if let Some(e) = trace::parse(&line) {
                         self.host.apply(e);
                     }
@@ -422,7 +433,7 @@ impl Guest {
         let base = self.host.cmdq_addr();
         let mut out = Vec::with_capacity(slots.len());
         for s in slots {
-            match self.ram.command(base + 16 * u64::from(s)) {
+            match self.ram().and_then(|r| r.command(base + 16 * u64::from(s))) {
                 Ok(c) => out.push(c),
                 Err(e) => return Err(self.crashed(during, e)),
             }
@@ -430,11 +441,23 @@ impl Guest {
         Ok(out)
     }
 
+    fn ram(&self) -> Result<&Ram, String> {
+        self.ram
+            .as_ref()
+            .ok_or_else(|| "the guest RAM file is not open".to_string())
+    }
+
     fn handshake(&mut self, deadline: Instant) -> Result<(), HarnessError> {
         let during = "boot";
         let hello = self.read_line(during, deadline)?;
         if hello != format!("hello {}", agent::VERSION) {
             return Err(self.crashed(during, format!("expected `hello 1`, got '{hello}'")));
+        }
+        match Ram::open(&self.mem, RAM_SIZE) {
+            Ok(r) => self.ram = Some(r),
+            Err(e) => {
+                return Err(self.crashed(during, format!("cannot open the guest RAM file: {e}")))
+            }
         }
         let hw = self.read_line(during, deadline)?;
         self.hwinfo = agent::parse_hwinfo(&hw).map_err(|e| self.protocol(during, e))?;
@@ -495,9 +518,10 @@ impl Guest {
         self.host.take_window();
         let mut vmid = None;
         for &p in &self.psids.clone() {
+            let (base, cfg) = (self.host.strtab_base, self.host.strtab_cfg);
             let ste = self
-                .ram
-                .ste(self.host.strtab_base, self.host.strtab_cfg, p)
+                .ram()
+                .and_then(|r| r.ste(base, cfg, p))
                 .map_err(|e| self.protocol(during, e))?;
             // Config 0b11x: stage 2 on (nested, or stage-2 only with a bypassed stage 1).
             if !ste.v || ste.config_raw & 0b110 != 0b110 {

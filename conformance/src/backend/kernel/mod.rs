@@ -197,6 +197,11 @@ impl KernelForwarder {
         })
     }
 
+    /// The QEMU process ids of the guests kept (tests check none outlives the forwarder).
+    pub fn pids(&self) -> Vec<u32> {
+        self.pool.iter().map(|g| g.pid()).collect()
+    }
+
     pub fn version(&self) -> &str {
         &self.image.version
     }

@@ -5,7 +5,8 @@
 //! Formats (QEMU 10.0, hw/arm/trace-events and hw/char/trace-events), with or without the
 //! `PID@SECONDS:` prefix the log backend adds when timestamps are on:
 //! - `smmuv3_write_mmio addr: 0x90 val:0x... size: 0x8(8)` (addr is the register offset)
-//! - `smmuv3_cmdq_consume prod=P cons=C prod.wrap=PW cons.wrap=CW` (start of a pass)
+//! - `smmuv3_cmdq_consume prod=P cons=C prod.wrap=PW cons.wrap=CW` (before each command of a
+//!   pass: the first one of a pass gives where it started)
 //! - `smmuv3_cmdq_consume_out prod:P, cons:C, prod_wrap:PW, cons_wrap:CW` (end of a pass)
 //! - `smmuv3_cmdq_consume_error Error on NAME command execution: N`
 //! - `virtio_console_flush_buf port N, in_len L, out_len R` (R bytes passed to the chardev)
@@ -164,7 +165,9 @@ impl HostState {
                 }
             }
             Event::ConsumeStart { cons, wrap } => {
-                self.open = Some(self.pos(cons, wrap));
+                if self.open.is_none() {
+                    self.open = Some(self.pos(cons, wrap));
+                }
             }
             Event::ConsumeEnd { cons, wrap } => {
                 let end = self.pos(cons, wrap);
@@ -249,6 +252,7 @@ mod tests {
         });
         assert_eq!(h.cmdq_addr(), 0x4100_0000);
         h.apply(Event::ConsumeStart { cons: 6, wrap: 0 });
+        h.apply(Event::ConsumeStart { cons: 7, wrap: 0 });
         h.apply(Event::ConsumeEnd { cons: 1, wrap: 1 });
         let (slots, errs) = h.take_window();
         assert_eq!(slots, vec![6, 7, 0]);
