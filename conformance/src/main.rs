@@ -488,6 +488,7 @@ fn fuzz(a: FuzzArgs) -> Result<u8, Error> {
     });
     let known = match &a.expect {
         Some(p) => Known::load(p, &suite::default_cases_dir())?,
+        None if forwarder::is_forwarder_spec(&a.backend) => Known::for_forwarder(&a.backend)?,
         None => Known::for_backend(&a.backend)?,
     };
     let opts = Options {

@@ -27,15 +27,23 @@ pub enum FwdVerdict {
 
 /// Set up, forward, judge.
 pub fn run_input(fwd: &mut dyn Forwarder, input: &FwdInput) -> FwdVerdict {
+    run_input_full(fwd, input).0
+}
+
+/// [`run_input`], with what the forwarder returned (when it got that far).
+pub fn run_input_full(
+    fwd: &mut dyn Forwarder,
+    input: &FwdInput,
+) -> (FwdVerdict, Option<crate::backend::ForwardResult>) {
     // The oracle judges with the mapping the forwarder ended up with.
     let vsmmu = match fwd.setup(&input.vsmmu) {
         Ok(v) => v,
-        Err(HarnessError::Unsupported { .. }) => return FwdVerdict::Refused,
-        Err(e) => return FwdVerdict::Harness(e.to_string()),
+        Err(HarnessError::Unsupported { .. }) => return (FwdVerdict::Refused, None),
+        Err(e) => return (FwdVerdict::Harness(e.to_string()), None),
     };
     let res = match fwd.forward(&input.batch) {
         Ok(r) => r,
-        Err(e) => return FwdVerdict::Harness(e.to_string()),
+        Err(e) => return (FwdVerdict::Harness(e.to_string()), None),
     };
     let j = judge(
         &mapping(&vsmmu),
@@ -46,10 +54,55 @@ pub fn run_input(fwd: &mut dyn Forwarder, input: &FwdInput) -> FwdVerdict {
             handled: res.handled,
         },
     );
-    match j.findings.into_iter().next() {
+    let v = match j.findings.into_iter().next() {
         None => FwdVerdict::Clean,
         Some(f) => FwdVerdict::Finding(f.rule.id, f.message),
+    };
+    (v, Some(res))
+}
+
+/// The pseudo-text of an expectation entry's `fuzz_match` that matches a finding by its cause,
+/// not its message: the forwarder reported an error at index i and i entries handled, and the
+/// same guest commands cut before index i, forwarded alone, are judged clean. So the finding is
+/// about entries counted handled but not carried out because a later one failed (the kernel's
+/// docs/findings/linux-iommufd.md #1), whatever the commands.
+pub const PREFIX_CLEAN: &str = "@prefix-clean";
+
+/// The known divergence a finding is, if any: by message ([`Known::matches`]) or, for
+/// [`PREFIX_CLEAN`] entries, by re-running the batch cut at the error index.
+fn known_case(
+    fwd: &mut dyn Forwarder,
+    known: &crate::fuzz::known::Known,
+    input: &FwdInput,
+    res: Option<&crate::backend::ForwardResult>,
+    rule: &str,
+    message: &str,
+) -> Option<String> {
+    for e in &known.entries {
+        if e.rule != rule {
+            continue;
+        }
+        if e.contains.as_deref() == Some(PREFIX_CLEAN) {
+            let Some(r) = res else { continue };
+            let Some((i, _)) = &r.error else { continue };
+            if *i == 0 || *i != r.handled || *i >= input.batch.len() {
+                continue;
+            }
+            let mut cut = input.clone();
+            cut.batch.truncate(*i);
+            if run_input(fwd, &cut) == FwdVerdict::Clean {
+                return Some(e.case.clone());
+            }
+            continue;
+        }
+        if known
+            .matches(rule, message)
+            .is_some_and(|k| k.case == e.case)
+        {
+            return Some(e.case.clone());
+        }
     }
+    None
 }
 
 /// Shrink while `rule` still fires: drop guest commands (halving chunks, then one by one), then
@@ -151,8 +204,7 @@ pub fn campaign(
         findings: out.findings.len(),
         rules: by_rule.len(),
         harness_errors: out.harness_errors.len(),
-        // The forwarder suite has no expectation files yet: nothing is known.
-        known: 0,
+        known: out.known.values().sum(),
     };
     while start.elapsed() < opts.time && (opts.max_execs == 0 || out.execs < opts.max_execs) {
         let len = 8 + (rng.next_u64() % 256) as usize;
@@ -163,8 +215,21 @@ pub fn campaign(
         };
         out.execs += 1;
         let input = generate(&data[1..], mode);
-        match run_input(fwd.as_mut(), &input) {
+        let (verdict, res) = run_input_full(fwd.as_mut(), &input);
+        match verdict {
             FwdVerdict::Clean | FwdVerdict::Refused => {}
+            FwdVerdict::Finding(rule, message)
+                if !opts.known.entries.is_empty()
+                    && known_case(
+                        fwd.as_mut(),
+                        &opts.known,
+                        &input,
+                        res.as_ref(),
+                        rule,
+                        &message,
+                    )
+                    .map(|case| *out.known.entry(case).or_insert(0) += 1)
+                    .is_some() => {}
             FwdVerdict::Finding(rule, message) => {
                 let count = by_rule.entry(rule).or_insert(0);
                 *count += 1;

@@ -96,6 +96,43 @@ impl Known {
         })
     }
 
+    /// The known divergences of forwarder backend `spec` (its expectation file, with the rules
+    /// of the forwarder cases, corpus/forwarder and its subdirectories).
+    pub fn for_forwarder(spec: &str) -> Result<Known, SuiteError> {
+        let path = suite::default_expectations(spec);
+        if !path.exists() {
+            return Ok(Known::none());
+        }
+        let exp = Expectations::load(&path)?;
+        let dir = crate::forwarder::suite::default_cases_dir();
+        let cases = crate::forwarder::suite::load(&[], &dir)?;
+        let mut entries = Vec::new();
+        for d in exp.divergence {
+            let case = cases.iter().find(|c| c.name == d.case).ok_or_else(|| {
+                SuiteError::Expectations {
+                    path: suite::display_path(&path),
+                    message: format!("case '{}' is not in {}", d.case, dir.display()),
+                }
+            })?;
+            entries.push(KnownEntry {
+                names: case
+                    .rules
+                    .iter()
+                    .map(|r| r.id)
+                    .filter(|&id| id != d.rule)
+                    .collect(),
+                case: d.case,
+                rule: d.rule,
+                contains: d.fuzz_match,
+                reason: d.reason,
+            });
+        }
+        Ok(Known {
+            entries,
+            source: Some(suite::display_path(&path)),
+        })
+    }
+
     /// The known divergences of backend `spec`: its default expectation file
     /// ([`suite::default_expectations`]) when there is one, otherwise none.
     pub fn for_backend(spec: &str) -> Result<Known, SuiteError> {
