@@ -32,9 +32,12 @@ die() { echo "build.sh: error: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (it installs build dependencies)"
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
+# One build at a time per cache (CI and a developer, or two helpers, may share it).
+exec 9>"$cache/.lock"
+flock 9
 
 # 1. Build dependencies, from the machine's own apt sources (bookworm).
-deps="gcc-aarch64-linux-gnu libc6-dev-arm64-cross flex bison bc cpio libelf-dev libssl-dev xz-utils make gcc libc6-dev"
+deps="gcc-aarch64-linux-gnu libc6-dev-arm64-cross flex bison bc cpio libelf-dev libssl-dev xz-utils make gcc libc6-dev patch"
 missing=""
 for p in $deps; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -65,7 +68,7 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 cat >"$apt_dir/sources.list" <<EOT
-deb [arch=amd64,arm64 signed-by=$keyring] $mirror trixie-backports main
+deb [arch=amd64 signed-by=$keyring] $mirror trixie-backports main
 deb [arch=arm64 signed-by=$keyring] $mirror bookworm main
 EOT
 cat >"$apt_dir/apt.conf" <<EOT
@@ -86,11 +89,22 @@ papt() { APT_CONFIG="$apt_dir/apt.conf" "$@"; }
 # Refresh the private lists at most once a day (the Debian revision rotates; a stale list names
 # a .deb that is gone from the mirror).
 stamp="$apt_dir/updated"
-if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ]; then
+papt_update() {
     log "apt-get update (private lists in $apt_dir)"
     papt apt-get update -qq
-    touch "$stamp"
+    cp "$apt_dir/sources.list" "$stamp"
+}
+if ! cmp -s "$stamp" "$apt_dir/sources.list" || [ -n "$(find "$stamp" -mmin +1440)" ]; then
+    papt_update
 fi
+# apt-get download into $cache/debs; a failure may mean the lists name a revision that has
+# rotated off the mirror: refresh them once and retry.
+papt_download() {
+    (cd "$cache/debs" && papt apt-get download -qq "$1") && return 0
+    log "download of $1 failed: refreshing the lists and retrying once"
+    papt_update
+    (cd "$cache/debs" && papt apt-get download -qq "${1%%=*}")
+}
 
 # 3. The kernel source: the highest linux-source-7.* (architecture all).
 srcpkg=$(papt apt-cache pkgnames linux-source-7. | sort -V | tail -n 1)
@@ -101,8 +115,12 @@ deb="$cache/debs/${srcpkg}_${srcver//:/%3a}_all.deb"
 if [ ! -s "$deb" ]; then
     log "downloading $srcpkg $srcver"
     rm -f "$cache/debs/${srcpkg}"_*.deb
-    (cd "$cache/debs" && papt apt-get download -qq "$srcpkg=$srcver")
-    [ -s "$deb" ] || deb=$(ls "$cache/debs/${srcpkg}"_*.deb)
+    papt_download "$srcpkg=$srcver"
+    if [ ! -s "$deb" ]; then
+        # A retry after refreshed lists may have fetched a newer revision.
+        deb=$(ls "$cache/debs/${srcpkg}"_*.deb | sort -V | tail -n 1)
+        srcver=$(dpkg-deb -f "$deb" Version)
+    fi
 fi
 
 src="$cache/src"
@@ -192,7 +210,7 @@ bbdir="$cache/busybox/$bbver"
 if [ ! -x "$bbdir/bin/busybox" ]; then
     log "downloading busybox-static:arm64 $bbver"
     rm -f "$cache/debs"/busybox-static_*_arm64.deb
-    (cd "$cache/debs" && papt apt-get download -qq "busybox-static:arm64=$bbver")
+    papt_download "busybox-static:arm64=$bbver"
     rm -rf "$bbdir"
     mkdir -p "$bbdir"
     dpkg -x "$cache/debs"/busybox-static_*_arm64.deb "$bbdir"
@@ -229,9 +247,12 @@ EOT
 fi
 
 # 8. Stable names.
+# Each symlink is replaced with a rename, so a guest booting meanwhile sees the old or the new.
 mkdir -p "$cache/current"
-ln -sfn "$img/Image" "$cache/current/Image"
-ln -sfn "$ird/initrd.gz" "$cache/current/initrd.gz"
+ln -sfn "$img/Image" "$cache/current/.Image.new"
+mv -T "$cache/current/.Image.new" "$cache/current/Image"
+ln -sfn "$ird/initrd.gz" "$cache/current/.initrd.gz.new"
+mv -T "$cache/current/.initrd.gz.new" "$cache/current/initrd.gz"
 echo "$release $srcpkg $srcver" >"$cache/current/version.tmp"
 mv "$cache/current/version.tmp" "$cache/current/version"
 log "ready: $cache/current/{Image,initrd.gz}: $(cat "$cache/current/version")"
