@@ -26,7 +26,8 @@ rebuild=${SMMU_KERNEL_REBUILD:-0}
 export DEBIAN_FRONTEND=noninteractive
 cross=aarch64-linux-gnu-
 
-log() { echo "build.sh: $*" >&2; }
+# Elapsed seconds on every line: the phases of a cold build can be timed from the log.
+log() { echo "build.sh: [+${SECONDS}s] $*" >&2; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs build dependencies)"
