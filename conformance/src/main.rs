@@ -162,6 +162,10 @@ struct ForwardArgs {
     /// The guest commands, one per argument, as in case files; none is an empty batch
     #[arg(value_name = "COMMAND")]
     commands: Vec<String>,
+    /// Kernel only: instead of a batch, one malformed IOMMU_HWPT_INVALIDATE (interface-contract
+    /// checks): entry_len, entry_num and the array's bytes in hex, e.g. 24:1:<48 hex digits>
+    #[arg(long, value_name = "LEN:NUM:HEX")]
+    raw: Option<String>,
 }
 
 #[derive(Args)]
@@ -456,6 +460,49 @@ fn forward(a: ForwardArgs) -> Result<u8, Error> {
     for c in &a.commands {
         let w: Vec<&str> = c.split_whitespace().collect();
         batch.push(parse_cmd(&w).map_err(|e| bad(format!("command '{c}': {e}")))?);
+    }
+    if let Some(raw) = &a.raw {
+        let parts: Vec<&str> = raw.splitn(3, ':').collect();
+        let [len, n, hex] = parts.as_slice() else {
+            return Err(bad(format!("--raw {raw}: expected ENTRY_LEN:ENTRY_NUM:HEX")));
+        };
+        let (Ok(len), Ok(n)) = (len.parse::<u32>(), n.parse::<u32>()) else {
+            return Err(bad(format!("--raw {raw}: entry_len and entry_num are decimal")));
+        };
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(format!("--raw {raw}: the bytes must be an even number of hex digits")));
+        }
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+            .collect();
+        if !smmu_conform::backend::kernel::is_kernel_spec(&a.backend) {
+            return Err(bad("--raw needs the kernel backend".into()));
+        }
+        let mut k = smmu_conform::backend::kernel::KernelForwarder::open(&a.backend)
+            .map_err(|e| bad(e.to_string()))?;
+        use smmu_conform::backend::Forwarder;
+        k.setup(&vs).map_err(|e| bad(e.to_string()))?;
+        let (r, host) = k.raw(len, n, &bytes).map_err(|e| bad(e.to_string()))?;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "raw entry_len {len} entry_num {n}: rc={} errno={} ({}) entry_num={}",
+            r.rc,
+            r.errno,
+            smmu_conform::backend::kernel::agent::errno_name(r.errno),
+            r.entry_num
+        )?;
+        for (i, c) in host.iter().enumerate() {
+            writeln!(
+                out,
+                "  host {i}: {:#018x} {:#018x}  {}",
+                c.0[0],
+                c.0[1],
+                smmu_model::oracle::describe_cmd(*c)
+            )?;
+        }
+        return Ok(0);
     }
     let mut fwd = forwarder::open_forwarder(&a.backend).map_err(|e| bad(e.to_string()))?;
     let o =

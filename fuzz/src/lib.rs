@@ -285,8 +285,16 @@ pub enum ForwarderOutcome {
     Harness(String),
 }
 
+/// The forwarder of this thread, by spec, with its known divergences (its expectation file:
+/// the kernel's are triaged in docs/findings/linux-iommufd.md and are not crashes).
+type FwdSlot = (
+    String,
+    Box<dyn smmu_conform::backend::Forwarder>,
+    smmu_conform::fuzz::known::Known,
+);
+
 std::thread_local! {
-    static FORWARDER: std::cell::RefCell<Option<(String, Box<dyn smmu_conform::backend::Forwarder>)>> =
+    static FORWARDER: std::cell::RefCell<Option<FwdSlot>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -294,7 +302,7 @@ std::thread_local! {
 /// ([`smmu_conform::gen::Mode::from_byte`]); the rest feeds
 /// [`smmu_conform::forwarder::gen::generate`] (a virtual SMMU and a guest batch aimed at it).
 pub fn forwarder_run(data: &[u8], backend: &str) -> ForwarderOutcome {
-    use smmu_conform::forwarder::fuzz::{finding_case, run_input, FwdVerdict};
+    use smmu_conform::forwarder::fuzz::{finding_case, judge_new, FwdVerdict};
     use smmu_conform::forwarder::gen::generate;
     let Some((&m, rest)) = data.split_first() else {
         return ForwarderOutcome::Clean;
@@ -302,16 +310,20 @@ pub fn forwarder_run(data: &[u8], backend: &str) -> ForwarderOutcome {
     let input = generate(rest, smmu_conform::gen::Mode::from_byte(m));
     FORWARDER.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(b, _)| b != backend) {
+        if slot.as_ref().is_none_or(|(b, _, _)| b != backend) {
+            let known = match smmu_conform::fuzz::known::Known::for_forwarder(backend) {
+                Ok(k) => k,
+                Err(e) => return ForwarderOutcome::Unavailable(e.to_string()),
+            };
             match smmu_conform::forwarder::open_forwarder(backend) {
-                Ok(f) => *slot = Some((backend.to_string(), f)),
+                Ok(f) => *slot = Some((backend.to_string(), f, known)),
                 Err(e) => return ForwarderOutcome::Unavailable(e.to_string()),
             }
         }
-        let Some((_, fwd)) = slot.as_mut() else {
+        let Some((_, fwd, known)) = slot.as_mut() else {
             return ForwarderOutcome::Unavailable("no forwarder".into());
         };
-        match run_input(fwd.as_mut(), &input) {
+        match judge_new(fwd.as_mut(), &input, known).0 {
             FwdVerdict::Clean | FwdVerdict::Refused => ForwarderOutcome::Clean,
             FwdVerdict::Finding(rule, msg) => {
                 let (_, text) = finding_case(&input, backend, rule, &msg, 0, 0);

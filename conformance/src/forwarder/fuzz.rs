@@ -61,6 +61,24 @@ pub fn run_input_full(
     (v, Some(res))
 }
 
+/// Run `input`; a finding that is a known divergence of the backend ([`known_case`]) is
+/// reported as clean, with the expectation-file case it matched.
+pub fn judge_new(
+    fwd: &mut dyn Forwarder,
+    input: &FwdInput,
+    known: &crate::fuzz::known::Known,
+) -> (FwdVerdict, Option<String>) {
+    let (verdict, res) = run_input_full(fwd, input);
+    if let FwdVerdict::Finding(rule, message) = &verdict {
+        if !known.entries.is_empty() {
+            if let Some(case) = known_case(fwd, known, input, res.as_ref(), rule, message) {
+                return (FwdVerdict::Clean, Some(case));
+            }
+        }
+    }
+    (verdict, None)
+}
+
 /// The pseudo-text of an expectation entry's `fuzz_match` that matches a finding by its cause,
 /// not its message: the forwarder reported an error at index i and i entries handled, and the
 /// same guest commands cut before index i, forwarded alone, are judged clean. So the finding is
@@ -215,21 +233,12 @@ pub fn campaign(
         };
         out.execs += 1;
         let input = generate(&data[1..], mode);
-        let (verdict, res) = run_input_full(fwd.as_mut(), &input);
+        let (verdict, hit) = judge_new(fwd.as_mut(), &input, &opts.known);
+        if let Some(case) = hit {
+            *out.known.entry(case).or_insert(0) += 1;
+        }
         match verdict {
             FwdVerdict::Clean | FwdVerdict::Refused => {}
-            FwdVerdict::Finding(rule, message)
-                if !opts.known.entries.is_empty()
-                    && known_case(
-                        fwd.as_mut(),
-                        &opts.known,
-                        &input,
-                        res.as_ref(),
-                        rule,
-                        &message,
-                    )
-                    .map(|case| *out.known.entry(case).or_insert(0) += 1)
-                    .is_some() => {}
             FwdVerdict::Finding(rule, message) => {
                 let count = by_rule.entry(rule).or_insert(0);
                 *count += 1;

@@ -181,6 +181,7 @@ pub fn errno_name(e: i64) -> &'static str {
         75 => "EOVERFLOW",
         95 => "EOPNOTSUPP",
         110 => "ETIMEDOUT",
+        0 => "-",
         _ => "errno",
     }
 }
