@@ -27,7 +27,8 @@ fn main() {
     };
     let known = Known::for_forwarder("kernel").unwrap_or_default();
     let mut rng = Rng::new(seed);
-    let (mut refused, mut clean, mut known_hits, mut new, mut harness) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut refused, mut clean, mut known_hits, mut new, mut harness) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut batches, mut guest_cmds, mut host_cmds, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let start = Instant::now();
     for _ in 0..n {
@@ -53,7 +54,10 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{n} inputs in {secs:.1} s ({:.0}/s), seed {seed}", n as f64 / secs);
+    println!(
+        "{n} inputs in {secs:.1} s ({:.0}/s), seed {seed}",
+        n as f64 / secs
+    );
     println!("refused at setup {refused}, clean {clean}, known {known_hits}, new {new}, harness errors {harness}");
     println!(
         "batches that reached the kernel {batches} (with an error {errors}): {guest_cmds} guest commands, {host_cmds} host commands"

@@ -464,13 +464,19 @@ fn forward(a: ForwardArgs) -> Result<u8, Error> {
     if let Some(raw) = &a.raw {
         let parts: Vec<&str> = raw.splitn(3, ':').collect();
         let [len, n, hex] = parts.as_slice() else {
-            return Err(bad(format!("--raw {raw}: expected ENTRY_LEN:ENTRY_NUM:HEX")));
+            return Err(bad(format!(
+                "--raw {raw}: expected ENTRY_LEN:ENTRY_NUM:HEX"
+            )));
         };
         let (Ok(len), Ok(n)) = (len.parse::<u32>(), n.parse::<u32>()) else {
-            return Err(bad(format!("--raw {raw}: entry_len and entry_num are decimal")));
+            return Err(bad(format!(
+                "--raw {raw}: entry_len and entry_num are decimal"
+            )));
         };
         if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad(format!("--raw {raw}: the bytes must be an even number of hex digits")));
+            return Err(bad(format!(
+                "--raw {raw}: the bytes must be an even number of hex digits"
+            )));
         }
         let bytes: Vec<u8> = (0..hex.len())
             .step_by(2)
