@@ -100,3 +100,31 @@ fn a_missing_kernel_is_a_one_line_error_with_exit_status_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("sudo bash scripts/kernel/build.sh"), "{err}");
 }
+
+/// The uAPI's extensible-entry rule (include/uapi/linux/iommufd.h, iommufd's
+/// copy_struct_from_user convention): an entry longer than the kernel's is accepted when the
+/// extra bytes are zero and refused with E2BIG otherwise; a known data type with entry_num 0 is
+/// documented as allowed (docs/findings/linux-iommufd.md #2 records that it is not).
+#[test]
+fn malformed_calls_are_answered_as_the_uapi_says() {
+    if !kernel() {
+        return;
+    }
+    let mut f = KernelForwarder::open("kernel").unwrap();
+    let vs = VirtualSmmu {
+        guest: parse_profile(&["qemu-10.0-virt-9.1"]).unwrap(),
+        host: parse_profile(&["qemu-10.0"]).unwrap(),
+        host_vmid: 1,
+        sids: vec![(1, 0x21)],
+    };
+    f.setup(&vs).unwrap();
+    let mut entry = vec![0u8; 24];
+    entry[0] = 0x10; // CMD_TLBI_NH_ALL
+    let (r, host) = f.raw(24, 1, &entry).unwrap();
+    assert_eq!((r.rc, r.entry_num), (0, 1), "{r:?}");
+    assert_eq!(host.len(), 2, "NH_ALL and a SYNC: {host:?}");
+    entry[16] = 1;
+    let (r, host) = f.raw(24, 1, &entry).unwrap();
+    assert_eq!((r.rc, r.errno, r.entry_num), (-1, 7, 0), "E2BIG: {r:?}");
+    assert!(host.is_empty());
+}

@@ -356,7 +356,12 @@ impl Guest {
                         return Err(self.crashed(during, format!("QEMU exited ({status})")));
                     }
                     if Instant::now() > deadline {
-                        let bound = self.timeouts.op.max(Duration::from_millis(1));
+                        // The bound that ran out: the boot's while booting, else one exchange's.
+                        let bound = if during == "boot" {
+                            self.timeouts.boot
+                        } else {
+                            self.timeouts.op
+                        };
                         return Err(self.timeout(during, bound));
                     }
                 }
