@@ -338,6 +338,9 @@ def main():
     except Failure as e:
         print(f"smoke.py: FAILED: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"smoke.py: FAILED: {e}", file=sys.stderr)
+        return 1
     finally:
         if sock is not None:
             sock.close()
