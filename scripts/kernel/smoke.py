@@ -9,6 +9,7 @@ agent protocol over the unix socket, and checks:
     that ioctl (a TLBI_NH_ASID with the host's VMID, then a CMD_SYNC) all come BEFORE the
     virtio_console_flush_buf line of the result (the fence the Rust side relies on);
   - a batch with an illegal command returns rc=-1 errno=EIO;
+  - `raw 16 1 <one command>` returns rc=0 entry_num=1;
   - the raw 16-byte entries each batch put on the host queue can be read from the guest-RAM
     file at CMDQ_BASE, and their opcodes match the trace;
   - `quit` powers the guest off and QEMU exits 0.
@@ -312,6 +313,14 @@ def main():
         if any("consume_error" in l for l in seg):
             raise Failure("the host queue raised a command error")
 
+        # raw: the same ioctl with the bytes as given (the uAPI-contract checks use it with odd
+        # entry lengths); a well-formed 16-byte entry must behave like a batch of one.
+        agent.send("raw 16 1 " + (OP_TLBI_NH_ASID | (3 << 48)).to_bytes(8, "little").hex() + "00" * 8)
+        line = agent.recv(time.monotonic() + args.timeout)
+        print(f"{line}    (raw 16 1 [TLBI_NH_ASID ASID=3])")
+        if line != "result rc=0 errno=0 entry_num=1":
+            raise Failure(f"raw TLBI_NH_ASID ASID=3: expected rc=0 errno=0 entry_num=1, got {line!r}")
+
         # quit: the agent exits, init powers off, QEMU exits 0.
         t_quit = time.monotonic()
         agent.send("quit")
@@ -327,6 +336,9 @@ def main():
         print("smoke: 1 passed, 0 failed")
         return 0
     except Failure as e:
+        print(f"smoke.py: FAILED: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
         print(f"smoke.py: FAILED: {e}", file=sys.stderr)
         return 1
     finally:

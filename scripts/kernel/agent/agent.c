@@ -136,12 +136,13 @@ static int read_small_file(const char *path, char *buf, size_t size)
 }
 
 /* The port's /dev node: devtmpfs makes /dev/vportNpM but no /dev/virtio-ports/ names (that is
- * udev's job), so match the name in sysfs. The port may appear a moment after boot. */
+ * udev's job), so match the name in sysfs. The name arrives from QEMU asynchronously after the
+ * port is added; allow 30 s, since a heavily loaded host can slow a TCG guest a lot. */
 static void open_port(void)
 {
 	char path[300], name[128];
 
-	for (int tries = 0; tries < 100; tries++) {
+	for (int tries = 0; tries < 300; tries++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *e;
 
