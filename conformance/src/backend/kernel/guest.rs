@@ -86,6 +86,12 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    fn remove_now(&self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -142,9 +148,7 @@ pub struct Guest {
     proc: QemuProcess,
     trace: Receiver<String>,
     sock: UnixStream,
-    /// Opened once the guest runs (QEMU creates the file after the socket).
     ram: Option<Ram>,
-    mem: PathBuf,
     _dir: TempDir,
     name: String,
     timeouts: Timeouts,
@@ -208,12 +212,31 @@ impl Guest {
         };
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .map_err(|e| HarnessError::Setup(format!("agent socket: {e}")))?;
+        // QEMU creates the RAM file just after the socket.
+        let ram = loop {
+            match Ram::open(&mem, RAM_SIZE) {
+                Ok(r) => break r,
+                Err(e) => {
+                    if proc.exit_status().is_some() || Instant::now() > deadline {
+                        return Err(HarnessError::Crashed {
+                            backend: name,
+                            during: "start".into(),
+                            detail: format!("cannot open the guest RAM file: {e}"),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        };
+        // Both names have served (the socket is connected, the RAM file open on both sides):
+        // removing them now means a harness killed by a signal (no Drop) leaves nothing in
+        // /dev/shm; the memory goes when QEMU (PR_SET_PDEATHSIG) and this process close it.
+        dir.remove_now();
         let mut g = Guest {
             proc,
             trace,
             sock,
-            ram: None,
-            mem,
+            ram: Some(ram),
             _dir: dir,
             name,
             timeouts,
@@ -457,12 +480,6 @@ impl Guest {
         let hello = self.read_line(during, deadline)?;
         if hello != format!("hello {}", agent::VERSION) {
             return Err(self.crashed(during, format!("expected `hello 1`, got '{hello}'")));
-        }
-        match Ram::open(&self.mem, RAM_SIZE) {
-            Ok(r) => self.ram = Some(r),
-            Err(e) => {
-                return Err(self.crashed(during, format!("cannot open the guest RAM file: {e}")))
-            }
         }
         let hw = self.read_line(during, deadline)?;
         self.hwinfo = agent::parse_hwinfo(&hw).map_err(|e| self.protocol(during, e))?;
