@@ -261,6 +261,11 @@ impl Guest {
         Ok(g)
     }
 
+    /// The guest's directory under /dev/shm (gone once the guest is up).
+    pub fn dir(&self) -> &Path {
+        &self._dir.0
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.pid()
     }

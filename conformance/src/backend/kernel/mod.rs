@@ -210,6 +210,11 @@ impl KernelForwarder {
         self.pool.iter().map(|g| g.pid()).collect()
     }
 
+    /// The /dev/shm directories of the guests kept (tests check they are gone once up).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.pool.iter().map(|g| g.dir().to_path_buf()).collect()
+    }
+
     pub fn version(&self) -> &str {
         &self.image.version
     }
