@@ -203,6 +203,15 @@ impl Peer {
         })
     }
 
+    /// The peer answered, but not as the protocol says (a result the caller checked itself):
+    /// kill it, refuse further requests, and return the error.
+    pub fn broken(&mut self, during: &str, detail: String) -> HarnessError {
+        let e = self.protocol(during, detail);
+        self.dead = Some(e.clone());
+        self.kill();
+        e
+    }
+
     fn protocol(&self, during: &str, detail: String) -> HarnessError {
         HarnessError::Protocol {
             backend: self.label.clone(),
