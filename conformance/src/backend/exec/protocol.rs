@@ -914,6 +914,7 @@ mod doc_tests {
                     "probe" => serde_json::from_value::<WireObservation>(ok).map(|_| ()),
                     "hello" => serde_json::from_value::<Hello>(ok).map(|_| ()),
                     "forward" => serde_json::from_value::<WireForward>(ok).map(|_| ()),
+                    "steps" => serde_json::from_value::<WireSteps>(ok).map(|_| ()),
                     _ => serde_json::from_value::<Empty>(ok).map(|_| ()),
                 };
                 parsed.unwrap_or_else(|e| panic!("{resp}: {e}"));
