@@ -71,6 +71,19 @@ fn run(cases: &[Loaded], spec: &str) -> suite::SuiteReport {
         .unwrap_or_else(|e| panic!("{spec}: {e}"))
 }
 
+/// Whether any case's notes report a lockstep difference.
+fn lockstep_errors(r: &suite::SuiteReport) -> Vec<String> {
+    r.cases
+        .iter()
+        .flat_map(|c| c.notes.clone())
+        .filter(|n| n.contains("lockstep"))
+        .collect()
+}
+
+/// The whole suite, every case of corpus/conformance/, on the emulator and on each of the 36
+/// mutants: in process, served with the `steps` capability (runs of steps in one request) and
+/// served without it (one request per step), and with the in-process and the served (`steps`)
+/// backends driven in lockstep (every answer compared). All verdicts equal.
 #[test]
 fn emulator_and_every_mutant_judge_the_same_over_the_protocol() {
     let cases = cases();
@@ -81,22 +94,26 @@ fn emulator_and_every_mutant_judge_the_same_over_the_protocol() {
             .map(|m| format!("mutant:{}", m.name)),
     );
     assert_eq!(backends.len(), 37, "the emulator and 36 mutants");
-    for (i, b) in backends.iter().enumerate() {
+    let (mut compared, mut run_cases) = (0, 0);
+    for b in &backends {
         let local = run(&cases, b);
-        let remote = run(&cases, &served(b, ""));
-        assert_eq!(remote.summary.harness_error, 0, "{b} over the protocol");
-        let d = differences(&verdicts(&local.cases), &verdicts(&remote.cases));
-        assert!(
-            d.is_empty(),
-            "{b}: in-process and over the protocol differ:\n{}",
-            d.join("\n")
-        );
-        assert_eq!(remote.exit_code(), local.exit_code(), "{b}");
-        // Call by call: every answer of the served backend equals the in-process one (on a
-        // sample of the mutants: scripts/exec-equivalence.sh does all of them, on fuzz inputs).
-        if i % 6 != 0 {
-            continue;
+        let want = verdicts(&local.cases);
+        for extra in ["", "--no-steps"] {
+            let remote = run(&cases, &served(b, extra));
+            assert_eq!(
+                remote.summary.harness_error, 0,
+                "{b} over the protocol {extra}"
+            );
+            let d = differences(&want, &verdicts(&remote.cases));
+            assert!(
+                d.is_empty(),
+                "{b} {extra}: in-process and over the protocol differ:\n{}",
+                d.join("\n")
+            );
+            assert_eq!(remote.exit_code(), local.exit_code(), "{b} {extra}");
+            compared += want.len();
         }
+        // Call by call: every answer of the served backend equals the in-process one.
         let spec = served(b, "");
         let name = b.clone();
         let factory = move || -> Result<Box<dyn Device>, HarnessError> {
@@ -107,20 +124,25 @@ fn emulator_and_every_mutant_judge_the_same_over_the_protocol() {
         };
         let both =
             suite::run_suite(&cases, &factory, b, &Expectations::default(), &|_, _| {}).unwrap();
-        let errors: Vec<_> = both
-            .cases
-            .iter()
-            .flat_map(|c| c.notes.clone())
-            .filter(|n| n.contains("lockstep"))
-            .collect();
+        let errors = lockstep_errors(&both);
         assert!(errors.is_empty(), "{b}: answers differ: {errors:?}");
-        let d = differences(&verdicts(&local.cases), &verdicts(&both.cases));
+        let d = differences(&want, &verdicts(&both.cases));
         assert!(
             d.is_empty(),
             "{b}: lockstep verdicts differ:\n{}",
             d.join("\n")
         );
+        compared += want.len();
+        run_cases += local.cases.len() - local.summary.skip;
     }
+    // docs/performance.md quotes this line (cargo test ... -- --nocapture).
+    eprintln!(
+        "{} backends, {} cases each ({run_cases} run in all, the rest skipped by the profile): \
+         {compared} verdicts compared in process against over the protocol (steps, \
+         one request per step, lockstep), all equal",
+        backends.len(),
+        cases.len()
+    );
 }
 
 // ---- misbehaving peers ---------------------------------------------------------------------
@@ -152,8 +174,15 @@ fn group_members(pgid: u32) -> Vec<u32> {
 
 /// Run one case's trace on a misbehaving served emulator; return the harness error.
 fn misbehaving(mode: &str, timeout_ms: u64) -> (HarnessError, u32) {
+    // A fault at one op needs a server that sends that op on its own: without `steps`, except
+    // for faults in a `steps` answer.
+    let steps = if mode.ends_with("@steps") {
+        ""
+    } else {
+        " --no-steps"
+    };
     let spec = ExecSpec::parse(&format!(
-        "exec,timeout={timeout_ms}ms,hello-timeout={timeout_ms}ms:{SERVE} --backend emulator --misbehave {mode}"
+        "exec,timeout={timeout_ms}ms,hello-timeout={timeout_ms}ms:{SERVE}{steps} --backend emulator --misbehave {mode}"
     ))
     .unwrap()
     .unwrap();
@@ -189,6 +218,10 @@ fn every_protocol_breach_is_a_harness_error() {
         ("wrong-id@probe", "response id"),
         ("unknown-message@submit", "not a response line"),
         ("unknown-message@0", "not a response line"),
+        ("malformed-json@steps", "not a response line"),
+        ("wrong-field@steps", "bad steps result"),
+        ("missing-field@steps", "bad steps result"),
+        ("wrong-id@steps", "response id"),
     ] {
         let (e, pid) = misbehaving(mode, 5000);
         assert!(matches!(e, HarnessError::Protocol { .. }), "{mode}: {e:?}");
@@ -202,12 +235,65 @@ fn every_protocol_breach_is_a_harness_error() {
 
 #[test]
 fn a_peer_that_exits_early_is_a_crash_with_its_stderr() {
-    for mode in ["exit@0", "exit@1", "exit@probe"] {
+    for mode in ["exit@0", "exit@1", "exit@probe", "exit@steps"] {
         let (e, _) = misbehaving(mode, 5000);
         assert!(matches!(e, HarnessError::Crashed { .. }), "{mode}: {e:?}");
         let s = e.to_string();
         assert!(s.contains("exiting early on purpose"), "{mode}: {s}");
         assert!(s.contains("exit status: 3"), "{mode}: {s}");
+    }
+}
+
+/// A `steps` answer whose list has the wrong length, or a result of the wrong shape for its
+/// step, is a protocol error naming the result, and the peer is killed.
+#[test]
+fn a_bad_steps_result_is_a_protocol_error() {
+    let hello = r#"{"id":0,"ok":{"protocol":1,"role":"device","name":"canned","capabilities":["translation","steps"]}}"#;
+    for (results, want) in [
+        (r#"[{}]"#, "1 results for 2 steps"),
+        (
+            r#"[{},{"kind":"translated"}]"#,
+            "result 1: missing field `pa`",
+        ),
+        (
+            r#"[{"cons":0,"gerror":0},{"kind":"abort"}]"#,
+            "result 0: unknown field `cons`",
+        ),
+        (
+            r#"[{},{"kind":"fault","event":300}]"#,
+            "result 1: event number 0x12c",
+        ),
+    ] {
+        // A canned peer: hello, then the one answer under test (then silence until killed).
+        let dir = std::env::temp_dir().join(format!("smmu-steps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("peer{}.sh", results.len()));
+        let answer = format!(r#"{{"id":1,"ok":{{"results":{results}}}}}"#);
+        std::fs::write(
+            &path,
+            format!(
+                "read l\ncat <<'EOF'\n{hello}\nEOF\nread l\ncat <<'EOF'\n{answer}\nEOF\nsleep 5\n"
+            ),
+        )
+        .unwrap();
+        let spec = ExecSpec::parse(&format!("exec:sh {}", path.display()))
+            .unwrap()
+            .unwrap();
+        let mut d = ExecDevice::open(&spec).unwrap();
+        let pid = d.pid();
+        let steps = [
+            smmu_conform::trace::Step::write(0x4000_0000, 1),
+            smmu_conform::trace::Step::probe(1, 0x1000),
+        ];
+        let e = d.run_steps(&steps).unwrap_err();
+        assert!(
+            matches!(e, HarnessError::Protocol { .. }),
+            "{results}: {e:?}"
+        );
+        assert!(e.to_string().contains(want), "{results}: {e}");
+        assert!(!alive(pid), "{results}: peer {pid} left behind");
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
@@ -292,7 +378,7 @@ fn the_cli_exits_2_on_a_broken_peer() {
     }
     // Breaking mid-run: every case is a harness error (the peer is restarted for each case and
     // breaks again), the report says so, exit 2.
-    let backend = format!("exec,timeout=300ms:{SERVE} --misbehave stall@probe");
+    let backend = format!("exec,timeout=300ms:{SERVE} --misbehave stall@steps");
     let out = Command::new(CONFORM)
         .args(["run", "--backend", &backend, "--case"])
         .arg(root().join("corpus/conformance/scope.case#nh-va-page"))
@@ -302,7 +388,7 @@ fn the_cli_exits_2_on_a_broken_peer() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("HARNESS-ERROR"), "{text}");
     assert!(
-        text.contains("timed out after 300 ms during probe"),
+        text.contains("timed out after 300 ms during steps"),
         "{text}"
     );
 }
@@ -430,11 +516,14 @@ fn reference_forwarder_and_every_forwarder_mutant_judge_the_same_over_the_protoc
         backends.len() > 1,
         "the reference forwarder and its mutants"
     );
+    let (mut compared, mut cases) = (0, 0);
     for b in &backends {
         let local = run_forwarders(b);
         let remote = run_forwarders(&format!(
             "exec-forwarder:{SERVE} --role forwarder --backend {b}"
         ));
+        compared += local.cases.len();
+        cases = local.cases.len();
         assert_eq!(remote.summary.harness_error, 0, "{b} over the protocol");
         let d = differences(&verdicts(&local.cases), &verdicts(&remote.cases));
         assert!(
@@ -444,6 +533,12 @@ fn reference_forwarder_and_every_forwarder_mutant_judge_the_same_over_the_protoc
         );
         assert_eq!(remote.exit_code(), local.exit_code(), "{b}");
     }
+    // docs/performance.md quotes this line (cargo test ... -- --nocapture).
+    eprintln!(
+        "{} forwarders, {cases} forwarder cases each: {compared} verdicts compared in process \
+         against over the protocol, all equal",
+        backends.len()
+    );
 }
 
 #[test]

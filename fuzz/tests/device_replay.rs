@@ -131,3 +131,30 @@ fn regressions_replay() {
         }
     }
 }
+
+/// The regression cases through the suite, on the conformant emulator: every case passes and
+/// every `expect` line (the whole allowed set at a probe, docs/case-format.md) agrees with the
+/// model. The cases of a model widening pin both directions: the set it must accept and, in a
+/// twin case beside it, the set without what it must reject (docs/model.md, "Review of the
+/// session-2 widenings").
+#[test]
+fn regressions_pin_their_allowed_sets_on_the_emulator() {
+    use smmu_conform::suite;
+    let cases = suite::load(&[], &root().join("corpus/regressions")).expect("regressions load");
+    let factory = || open_backend("emulator");
+    let r = suite::run_suite(
+        &cases,
+        &factory,
+        "emulator",
+        &suite::Expectations::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    let s = &r.summary;
+    assert_eq!(
+        (s.fail, s.case_error, s.harness_error, s.skip),
+        (0, 0, 0, 0),
+        "{}",
+        smmu_conform::report::suite::text(&r)
+    );
+}

@@ -893,3 +893,34 @@ fn case_34_secure_queue_sel2_nh_needs_vmid0_for_s1_only() {
 /// `RangeFields` is used by the helpers; keep the import meaningful for readers.
 #[allow(dead_code)]
 const _R: RangeFields = NO_RANGE;
+
+/// docs/model.md, "Review of the session-2 widenings" (9884244): a global leaf a Leaf=1 TLBI
+/// removed survives its SYNC when a stale walk-cache entry can refill it, and matches the
+/// rebuilt leaf whatever the ASID (§3.17.1) but not whatever the ASET: the walk-cache entry
+/// (ASID 1, ASET 0) serves only contexts of ASID 1, so it refills the leaf with ASET 0, which an
+/// ASET=1 lookup never matches (§3.17.1, §5.4.1). The model must reject the old page through
+/// the current (ASID 2, ASET 1) CD.
+#[test]
+fn global_leaf_refill_through_a_walk_cache_entry_keeps_its_aset() {
+    let x = 0x20_3000;
+    let mut r = Rig::named("qemu-10.0");
+    let (cd_pa, _, mut t) = r.s1_stream(SID, cd4k(1), |s| s);
+    r.map(&mut t, x, 0x8000_0000, 3, LeafSpec::S1);
+    r.enable();
+    // Walk-cache entries tagged ASID 1 (ASET 0) and the global leaf are cached.
+    r.fresh(SID, x, 0x8000_0000);
+    // The CD becomes ASID 2, ASET 1, and the old CD is invalidated: no ASID-1 context is left.
+    let mut cd = Cd::decode(r.shadow_words(cd_pa));
+    cd.asid = 2;
+    cd.aset = true;
+    replace_cd(&mut r, cd_pa, &cd);
+    r.fresh(SID, x, 0x8000_0000);
+    // The level-1 table becomes a 1 GB block: the old tables are reachable only through stale
+    // walk-cache entries.
+    r.map(&mut t, 0, 0x4000_0000, 1, LeafSpec::S1.ng(true));
+    r.cmd(Command::TlbiNhAsid { vmid: 0, asid: 2 });
+    r.cmd(nh_vaa(0, x, true, NO_RANGE));
+    r.sync();
+    r.fresh(SID, x, 0x4020_3000);
+    r.forbidden(SID, x, 0x8000_0000);
+}

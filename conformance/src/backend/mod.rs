@@ -134,40 +134,49 @@ pub trait Device {
     /// say; it may run steps whose results the harness then ignores (those after a queue
     /// violation), which is harmless before the next reset.
     fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
-        let mut out = Vec::with_capacity(steps.len());
-        for s in steps {
-            out.push(match s {
-                Step::Write { pa, value } => {
-                    self.write(*pa, *value)?;
-                    StepOutcome::Done
-                }
-                Step::StreamTable { base, cfg } => {
-                    self.stream_table(*base, *cfg)?;
-                    StepOutcome::Done
-                }
-                Step::Enable { on } => {
-                    self.enable(*on)?;
-                    StepOutcome::Done
-                }
-                Step::Submit { commands } => StepOutcome::Queue(self.submit(commands)?),
-                Step::Acknowledge { replace, drop } => {
-                    StepOutcome::Queue(self.acknowledge(*replace, *drop)?)
-                }
-                Step::Probe {
-                    sid,
-                    ssid,
-                    addr,
-                    write,
-                } => StepOutcome::Probe(self.probe(&Probe {
-                    sid: *sid,
-                    ssid: *ssid,
-                    addr: *addr,
-                    write: *write,
-                })?),
-            });
-        }
-        Ok(out)
+        one_by_one(self, steps)
     }
+}
+
+/// [`Device::run_steps`] the plain way: each step's method in turn (the default, and what a
+/// backend that batches falls back to when it cannot).
+pub fn one_by_one<D: Device + ?Sized>(
+    d: &mut D,
+    steps: &[Step],
+) -> Result<Vec<StepOutcome>, HarnessError> {
+    let mut out = Vec::with_capacity(steps.len());
+    for s in steps {
+        out.push(match s {
+            Step::Write { pa, value } => {
+                d.write(*pa, *value)?;
+                StepOutcome::Done
+            }
+            Step::StreamTable { base, cfg } => {
+                d.stream_table(*base, *cfg)?;
+                StepOutcome::Done
+            }
+            Step::Enable { on } => {
+                d.enable(*on)?;
+                StepOutcome::Done
+            }
+            Step::Submit { commands } => StepOutcome::Queue(d.submit(commands)?),
+            Step::Acknowledge { replace, drop } => {
+                StepOutcome::Queue(d.acknowledge(*replace, *drop)?)
+            }
+            Step::Probe {
+                sid,
+                ssid,
+                addr,
+                write,
+            } => StepOutcome::Probe(d.probe(&Probe {
+                sid: *sid,
+                ssid: *ssid,
+                addr: *addr,
+                write: *write,
+            })?),
+        });
+    }
+    Ok(out)
 }
 
 /// What one step of [`Device::run_steps`] reported.

@@ -35,6 +35,10 @@ struct Args {
     /// request id N (0 is hello; default 1) or at the first request with op OP
     #[arg(long, value_name = "MODE[@WHEN]")]
     misbehave: Option<String>,
+    /// Do not offer the `steps` capability: every trace step is then a request of its own
+    /// (the path a peer without `steps` takes; tests and measurements of the protocol use it)
+    #[arg(long)]
+    no_steps: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,5 +71,5 @@ fn main() -> ExitCode {
     let stdin = io::stdin();
     let input = BufReader::new(stdin.lock());
     let output = io::LineWriter::new(io::stdout().lock());
-    ExitCode::from(serve(served, input, output, misbehave.as_ref()) as u8)
+    ExitCode::from(serve(served, input, output, misbehave.as_ref(), !args.no_steps) as u8)
 }

@@ -27,6 +27,7 @@ use crate::rules::{self, Rule};
 use crate::scope::{required_scope, ScopeCtx};
 use crate::structures::stream_table::{locate_ste, read_struct};
 use crate::structures::{SmmuProfile, Ste, StreamTableConfig};
+use crate::tlb::EntryStage;
 use crate::walk::Access;
 use enumerate::{Allowed, Enumerator, Outcome};
 use reach::{Reach, Reacher};
@@ -143,6 +144,34 @@ pub struct Stats {
     pub syncs: u64,
     pub stale_created: u64,
     pub truncated_traversals: u64,
+}
+
+/// Whether `e`, cacheable until this SYNC only through walk-cache entries it removes
+/// (`removed`: their tags and the event of the invalidation that removes each), is removed for
+/// good by a completed invalidation: one that requires it and was consumed no earlier than the
+/// last of those walk-cache entries that could refill it went (after that none is left to
+/// refill it, §3.21.1). A walk-cache entry of the same input address space whose span does not
+/// hold `e`'s address cannot refill it; any other (another stage's) might.
+fn covered_after_refills(
+    e: &TlbEntry,
+    removed: &[(crate::tlb::TlbTag, u64)],
+    scopes: &[(u64, RawCommand, crate::scope::Scope)],
+) -> bool {
+    let s2 = |s: EntryStage| s == EntryStage::S2;
+    let could_refill = |t: &crate::tlb::TlbTag| {
+        s2(t.stage) != s2(e.tag.stage) || (t.vmid == e.tag.vmid && t.contains(e.tag.base))
+    };
+    let last = removed
+        .iter()
+        .filter(|(t, _)| could_refill(t))
+        .map(|(_, k)| *k)
+        .max()
+        .or_else(|| removed.iter().map(|(_, k)| *k).max());
+    last.is_some_and(|last| {
+        scopes
+            .iter()
+            .any(|(ev, _, sc)| *ev >= last && sc.requires_tlb(&e.tag))
+    })
 }
 
 impl Model {
@@ -506,15 +535,19 @@ impl Model {
         // Entries cacheable now only through a stale walk-cache entry this SYNC removes (a
         // leaf cached while its table was current, whose table descriptor was removed while
         // an older walk-cache entry for that table was already stale) may still be cached
-        // themselves: removing the walk-cache entry does not remove them (§3.21.1). Until this
-        // SYNC the walk-cache entry could refill them after any invalidation of their own
-        // (§4.4.1.1, as in `refills_through_tables`), so they stay as stale entries whatever
-        // the invalidations completed here. Entries already stale follow their own life cycle.
-        let tables_go = self.ever_enabled
-            && self
-                .stale
-                .tlb_entries()
-                .any(|(e, _, k)| k.is_some() && e.tag.kind == crate::tlb::EntryKind::Table);
+        // themselves: removing the walk-cache entry does not remove them (§3.21.1). Until the
+        // walk-cache entry's own invalidation was consumed it could refill them after any
+        // invalidation of their own (§4.4.1.1, as in `refills_through_tables`), so they stay
+        // as stale entries unless an invalidation consumed no earlier than that one covers
+        // them (after it nothing removed here can refill them, and its completion leaves no
+        // access using them, §3.21.1). Entries already stale follow their own life cycle.
+        let removed_tables: Vec<(crate::tlb::TlbTag, u64)> = self
+            .stale
+            .tlb_entries()
+            .filter(|(e, _, _)| e.tag.kind == crate::tlb::EntryKind::Table)
+            .filter_map(|(e, _, k)| k.map(|k| (e.tag, k)))
+            .collect();
+        let tables_go = self.ever_enabled && !removed_tables.is_empty();
         let before_tlb = if tables_go {
             let known: rustc_hash::FxHashSet<TlbEntry> =
                 self.stale.tlb_entries().map(|(e, _, _)| *e).collect();
@@ -537,7 +570,8 @@ impl Model {
             let after = self.current_reach().tlb.clone();
             let mut added = false;
             for e in before.difference(&after) {
-                if self.clean_tlb.contains(e) {
+                if self.clean_tlb.contains(e) || covered_after_refills(e, &removed_tables, &scopes)
+                {
                     continue;
                 }
                 self.stale.add_tlb(*e, origin);
@@ -585,7 +619,11 @@ impl Model {
             for (e, k) in &killed {
                 let alive_after = g.is_none_or(|gk| gk > *k);
                 // A global leaf matches any ASID (§3.17.1): the walk-cache entry's own ASID,
-                // which the rebuilt leaf carries, says nothing about it.
+                // which the rebuilt leaf carries, says nothing about it. Its ASET does: a
+                // global entry matches only lookups with its ASET (§3.17.1), and a walk through
+                // the walk-cache entry runs for a context of that entry's ASID, whose ASET is
+                // the walk-cache entry's (CDs of one ASID agree in ASET, §5.4.1), so it refills
+                // the leaf with that ASET only.
                 let refilled = r.out.tlb.contains(e)
                     || (e.tag.global
                         && r.out.tlb.iter().any(|x| {
@@ -593,7 +631,6 @@ impl Model {
                                 && TlbEntry {
                                     tag: crate::tlb::TlbTag {
                                         asid: e.tag.asid,
-                                        aset: e.tag.aset,
                                         ..x.tag
                                     },
                                     ..*x

@@ -6,7 +6,8 @@
 //! naming the call. Since the harness and the model are deterministic functions of the trace and
 //! of these answers, equal answers mean equal verdicts.
 
-use crate::backend::{Capabilities, Device, HarnessError, QueueObservation};
+use crate::backend::{Capabilities, Device, HarnessError, QueueObservation, StepOutcome};
+use crate::trace::Step;
 use smmu_model::command::RawCommand;
 use smmu_model::oracle::{Observation, Probe};
 use smmu_model::profile::IdRegs;
@@ -40,6 +41,23 @@ impl Lockstep {
                 detail: format!("call {}: {x:?} != {y:?}", self.calls),
             }),
         }
+    }
+}
+
+impl Lockstep {
+    fn same_capabilities(&self, during: &str) -> Result<(), HarnessError> {
+        if self.a.capabilities() == self.b.capabilities() {
+            return Ok(());
+        }
+        Err(HarnessError::Protocol {
+            backend: self.name(),
+            during: during.into(),
+            detail: format!(
+                "capabilities differ: {:?} != {:?}",
+                self.a.capabilities(),
+                self.b.capabilities()
+            ),
+        })
     }
 }
 
@@ -91,18 +109,37 @@ impl Device for Lockstep {
         self.same("acknowledge", x, y)
     }
     fn probe(&mut self, probe: &Probe) -> Result<Observation, HarnessError> {
-        if self.a.capabilities() != self.b.capabilities() {
-            return Err(HarnessError::Protocol {
-                backend: self.name(),
-                during: "probe".into(),
-                detail: format!(
-                    "capabilities differ: {:?} != {:?}",
-                    self.a.capabilities(),
-                    self.b.capabilities()
-                ),
-            });
-        }
+        self.same_capabilities("probe")?;
         let (x, y) = (self.a.probe(probe), self.b.probe(probe));
         self.same("probe", x, y)
+    }
+    /// The run goes to each side's own `run_steps` (an `exec:` device sends it as one `steps`
+    /// request), and every step's outcome is compared, one answer each.
+    fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        if steps.iter().any(|s| matches!(s, Step::Probe { .. })) {
+            self.same_capabilities("run_steps")?;
+        }
+        let (x, y) = (self.a.run_steps(steps), self.b.run_steps(steps));
+        match (x, y) {
+            (Ok(x), Ok(y)) => {
+                if let Some(i) = (0..x.len().max(y.len())).find(|&i| x.get(i) != y.get(i)) {
+                    self.calls += i as u64 + 1;
+                    return Err(HarnessError::Protocol {
+                        backend: self.name(),
+                        during: "run_steps".into(),
+                        detail: format!(
+                            "call {} (step {i} of {}): {:?} != {:?}",
+                            self.calls,
+                            steps.len(),
+                            x.get(i),
+                            y.get(i)
+                        ),
+                    });
+                }
+                self.calls += x.len() as u64;
+                Ok(x)
+            }
+            (x, y) => self.same("run_steps", x, y),
+        }
     }
 }

@@ -14,12 +14,15 @@ pub mod protocol;
 pub mod serve;
 
 use crate::backend::{
-    Capabilities, Device, ForwardResult, Forwarder, HarnessError, QueueObservation, VirtualSmmu,
+    one_by_one, Capabilities, Device, ForwardResult, Forwarder, HarnessError, QueueObservation,
+    StepOutcome, VirtualSmmu,
 };
+use crate::trace::Step;
 use peer::Peer;
 use protocol::{
-    capability_list, negotiate, wire_command, wire_probe, wire_setup, Call, Empty, Hello, Hex,
-    Role, WireForward, WireIdRegs, WireObservation, WireQueue, WireWrite, U32, VERSION,
+    capability_list, negotiate, wire_command, wire_probe, wire_setup, wire_steps, Call, Empty,
+    Hello, Hex, Role, WireForward, WireIdRegs, WireObservation, WireQueue, WireStep, WireSteps,
+    WireWrite, STEPS, U32, VERSION,
 };
 use smmu_model::command::RawCommand;
 use smmu_model::oracle::{Observation, Probe};
@@ -119,11 +122,15 @@ impl ExecSpec {
 /// Start the peer and say hello, as `role`.
 fn start(spec: &ExecSpec, role: Role) -> Result<(Peer, Hello, Capabilities), HarnessError> {
     let mut peer = Peer::spawn(&spec.label, &spec.argv)?;
+    let mut offered = capability_list(&Capabilities::ALL);
+    if role == Role::Device {
+        offered.push(STEPS.to_string());
+    }
     let hello: Hello = peer.call(
         Call::Hello {
             protocol: VERSION,
             role,
-            capabilities: capability_list(&Capabilities::ALL),
+            capabilities: offered,
             harness: format!("smmu-conform {}", env!("CARGO_PKG_VERSION")),
         },
         spec.hello_timeout,
@@ -163,6 +170,8 @@ pub struct ExecDevice {
     peer: Peer,
     name: String,
     caps: Capabilities,
+    /// The peer claimed `steps`: a run of trace steps travels as one request.
+    steps: bool,
     /// `Device::write`s not sent yet: they go with the next request of any other kind.
     writes: Vec<WireWrite>,
 }
@@ -175,6 +184,7 @@ impl ExecDevice {
             peer,
             name: format!("exec:{}", hello.name),
             caps,
+            steps: hello.capabilities.iter().any(|c| c == STEPS),
             writes: Vec::new(),
         })
     }
@@ -260,6 +270,46 @@ impl Device for ExecDevice {
             during: "probe".into(),
             detail,
         })
+    }
+    fn run_steps(&mut self, steps: &[Step]) -> Result<Vec<StepOutcome>, HarnessError> {
+        if !self.steps || steps.len() < 2 {
+            return one_by_one(self, steps);
+        }
+        let (wire, counts) = wire_steps(steps);
+        // What each result must be read as, kept before the steps move into the request.
+        let kinds: Vec<u8> = wire
+            .iter()
+            .map(|w| match w {
+                WireStep::Submit { .. } | WireStep::Acknowledge { .. } => 1,
+                WireStep::Probe { .. } => 2,
+                _ => 0,
+            })
+            .collect();
+        let r: WireSteps = self.call(Call::Steps { steps: wire })?;
+        if r.results.len() != kinds.len() {
+            let d = format!("{} results for {} steps", r.results.len(), kinds.len());
+            return Err(self.peer.broken("steps", d));
+        }
+        let mut out = Vec::with_capacity(steps.len());
+        for (i, ((kind, n), v)) in kinds.iter().zip(&counts).zip(r.results).enumerate() {
+            let outcome = match kind {
+                0 => serde_json::from_value::<Empty>(v).map(|Empty {}| StepOutcome::Done),
+                1 => serde_json::from_value::<WireQueue>(v).map(|q| StepOutcome::Queue(q.into())),
+                _ => serde_json::from_value::<WireObservation>(v).and_then(|o| {
+                    Observation::try_from(o)
+                        .map(StepOutcome::Probe)
+                        .map_err(serde::de::Error::custom)
+                }),
+            };
+            match outcome {
+                Ok(o) => out.extend(std::iter::repeat_n(o, *n)),
+                Err(e) => {
+                    let d = format!("bad steps result: result {i}: {e}");
+                    return Err(self.peer.broken("steps", d));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Peer {
     to_peer: Option<Sender<Vec<u8>>>,
     lines: Receiver<Line>,
     stderr_tail: Arc<Mutex<String>>,
+    /// Set by the stderr reader at the end of the peer's stderr.
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     next_id: u64,
     /// Set once the peer broke the protocol, crashed or timed out: later requests fail at once
     /// with the same error instead of talking to a peer in an unknown state.
@@ -118,6 +120,8 @@ impl Peer {
         });
         let stderr_tail = Arc::new(Mutex::new(String::new()));
         let tail = Arc::clone(&stderr_tail);
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::clone(&stderr_done);
         thread::spawn(move || {
             let mut r = stderr;
             let mut buf = [0u8; 4096];
@@ -136,6 +140,7 @@ impl Peer {
                     }
                 }
             }
+            done.store(true, std::sync::atomic::Ordering::Release);
         });
         Ok(Peer {
             label: label.to_string(),
@@ -143,6 +148,7 @@ impl Peer {
             to_peer: Some(to_peer),
             lines,
             stderr_tail,
+            stderr_done,
             next_id: 0,
             dead: None,
         })
@@ -203,6 +209,15 @@ impl Peer {
         })
     }
 
+    /// The peer answered, but not as the protocol says (a result the caller checked itself):
+    /// kill it, refuse further requests, and return the error.
+    pub fn broken(&mut self, during: &str, detail: String) -> HarnessError {
+        let e = self.protocol(during, detail);
+        self.dead = Some(e.clone());
+        self.kill();
+        e
+    }
+
     fn protocol(&self, during: &str, detail: String) -> HarnessError {
         HarnessError::Protocol {
             backend: self.label.clone(),
@@ -220,6 +235,16 @@ impl Peer {
                 break;
             }
             thread::sleep(Duration::from_millis(2));
+        }
+        // Once it has exited, its last stderr lines may still be in the pipe: let the reader
+        // drain it (bounded: a grandchild may hold the pipe open).
+        if status.is_some() {
+            for _ in 0..50 {
+                if self.stderr_done.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
         }
         HarnessError::Crashed {
             backend: self.label.clone(),

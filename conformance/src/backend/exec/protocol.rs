@@ -9,6 +9,7 @@
 //! number when it fits.
 
 use crate::backend::{Capabilities, ForwardResult, QueueObservation, VirtualSmmu};
+use crate::trace::Step;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use smmu_model::command::RawCommand;
@@ -52,6 +53,11 @@ pub const CAPABILITY_NAMES: [&str; 6] = [
     "msi",
 ];
 
+/// The protocol capability that allows the `steps` op (a run of trace steps in one request).
+/// Not a [`Capabilities`] field: it says how the harness may talk to the peer, not what the
+/// device can observe, so in-process backends have nothing to declare.
+pub const STEPS: &str = "steps";
+
 /// [`Capabilities`] as the list of names that are true.
 pub fn capability_list(c: &Capabilities) -> Vec<String> {
     let bits = [
@@ -85,7 +91,7 @@ pub fn negotiate(claimed: &[String]) -> (Capabilities, Vec<String>) {
     };
     let unknown = claimed
         .iter()
-        .filter(|c| !CAPABILITY_NAMES.contains(&c.as_str()))
+        .filter(|c| !CAPABILITY_NAMES.contains(&c.as_str()) && c.as_str() != STEPS)
         .cloned()
         .collect();
     (caps, unknown)
@@ -268,6 +274,11 @@ pub enum Call {
     Forward {
         commands: Vec<WireCommand>,
     },
+    /// Several device operations run in order, one result each (only to a peer that claimed
+    /// the [`STEPS`] capability): one exchange instead of one per step.
+    Steps {
+        steps: Vec<WireStep>,
+    },
     /// The harness is done: the peer answers and exits.
     Bye {},
 }
@@ -287,8 +298,150 @@ impl Call {
             Call::Probe { .. } => "probe",
             Call::Setup { .. } => "setup",
             Call::Forward { .. } => "forward",
+            Call::Steps { .. } => "steps",
             Call::Bye {} => "bye",
         }
+    }
+}
+
+/// One step of a `steps` request: exactly the request of that op without its `id` (the ops
+/// of a trace step, [`crate::trace::Step`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WireStep {
+    Write {
+        writes: Vec<WireWrite>,
+    },
+    StreamTable {
+        base: Hex,
+        cfg: U32,
+    },
+    Enable {
+        on: bool,
+    },
+    Submit {
+        commands: Vec<WireCommand>,
+    },
+    Acknowledge {
+        replace: Option<WireCommand>,
+        drop: bool,
+    },
+    Probe {
+        sid: U32,
+        ssid: Option<U32>,
+        addr: Hex,
+        write: bool,
+    },
+}
+
+impl WireStep {
+    /// The step as the one-op request it stands for.
+    pub fn call(self) -> Call {
+        match self {
+            WireStep::Write { writes } => Call::Write { writes },
+            WireStep::StreamTable { base, cfg } => Call::StreamTable { base, cfg },
+            WireStep::Enable { on } => Call::Enable { on },
+            WireStep::Submit { commands } => Call::Submit { commands },
+            WireStep::Acknowledge { replace, drop } => Call::Acknowledge { replace, drop },
+            WireStep::Probe {
+                sid,
+                ssid,
+                addr,
+                write,
+            } => Call::Probe {
+                sid,
+                ssid,
+                addr,
+                write,
+            },
+        }
+    }
+}
+
+/// `steps` as wire steps: consecutive writes travel as one `write` step (as consecutive
+/// `Device::write` calls travel as one request). Returns the wire steps and, for each, how
+/// many trace steps it stands for.
+pub fn wire_steps(steps: &[Step]) -> (Vec<WireStep>, Vec<usize>) {
+    let (mut out, mut counts): (Vec<WireStep>, Vec<usize>) = (Vec::new(), Vec::new());
+    for s in steps {
+        let w = match s {
+            Step::Write { pa, value } => {
+                let w = WireWrite {
+                    pa: Hex(*pa),
+                    value: Hex(*value),
+                };
+                if let (Some(WireStep::Write { writes }), Some(n)) =
+                    (out.last_mut(), counts.last_mut())
+                {
+                    writes.push(w);
+                    *n += 1;
+                    continue;
+                }
+                WireStep::Write { writes: vec![w] }
+            }
+            Step::StreamTable { base, cfg } => WireStep::StreamTable {
+                base: Hex(*base),
+                cfg: U32(*cfg),
+            },
+            Step::Enable { on } => WireStep::Enable { on: *on },
+            Step::Submit { commands } => WireStep::Submit {
+                commands: commands.iter().map(wire_command).collect(),
+            },
+            Step::Acknowledge { replace, drop } => WireStep::Acknowledge {
+                replace: replace.as_ref().map(wire_command),
+                drop: *drop,
+            },
+            Step::Probe {
+                sid,
+                ssid,
+                addr,
+                write,
+            } => WireStep::Probe {
+                sid: U32(*sid),
+                ssid: ssid.map(U32),
+                addr: Hex(*addr),
+                write: *write,
+            },
+        };
+        out.push(w);
+        counts.push(1);
+    }
+    (out, counts)
+}
+
+/// A wire step as trace steps (a `write` step of N writes is N steps).
+pub fn trace_steps(w: &WireStep) -> Vec<Step> {
+    match w {
+        WireStep::Write { writes } => writes
+            .iter()
+            .map(|w| Step::Write {
+                pa: w.pa.0,
+                value: w.value.0,
+            })
+            .collect(),
+        WireStep::StreamTable { base, cfg } => vec![Step::StreamTable {
+            base: base.0,
+            cfg: cfg.0,
+        }],
+        WireStep::Enable { on } => vec![Step::Enable { on: *on }],
+        WireStep::Submit { commands } => vec![Step::Submit {
+            commands: commands.iter().map(raw_command).collect(),
+        }],
+        WireStep::Acknowledge { replace, drop } => vec![Step::Acknowledge {
+            replace: replace.as_ref().map(raw_command),
+            drop: *drop,
+        }],
+        WireStep::Probe {
+            sid,
+            ssid,
+            addr,
+            write,
+        } => vec![Step::Probe {
+            sid: sid.0,
+            ssid: ssid.map(|s| s.0),
+            addr: addr.0,
+            write: *write,
+        }],
     }
 }
 
@@ -393,6 +546,14 @@ impl From<WireIdRegs> for IdRegs {
             r_idr3: r.r_idr3.0,
         }
     }
+}
+
+/// The `steps` result: one result per step, each what that op alone would have returned
+/// (`{}`, a queue observation or an observation), read by the client as the step's op says.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSteps {
+    pub results: Vec<serde_json::Value>,
 }
 
 /// A CMD_SYNC MSI write.
@@ -613,6 +774,39 @@ mod tests {
     }
 
     #[test]
+    fn steps_merge_consecutive_writes_and_look_as_documented() {
+        let trace = [
+            Step::write(0x4020_1000, 0x4020_300b),
+            Step::write(0x4020_1008, 0),
+            Step::Enable { on: true },
+            Step::probe(1, 0x10_0000),
+            Step::write(0x4000_0000, 7),
+        ];
+        let (wire, counts) = wire_steps(&trace);
+        assert_eq!(counts, [2, 1, 1, 1]);
+        let back: Vec<Step> = wire.iter().flat_map(trace_steps).collect();
+        assert_eq!(back, trace);
+        let r = Request {
+            id: 5,
+            call: Call::Steps {
+                steps: wire[..3].to_vec(),
+            },
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        // docs/protocol.md shows this request.
+        assert_eq!(
+            s,
+            r#"{"id":5,"op":"steps","steps":[{"op":"write","writes":[{"pa":"0x40201000","value":"0x4020300b"},{"pa":"0x40201008","value":"0x0"}]},{"op":"enable","on":true},{"op":"probe","sid":1,"ssid":null,"addr":"0x100000","write":false}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        // Only the ops of a trace step may be steps.
+        let nested = r#"{"id":1,"op":"steps","steps":[{"op":"reset"}]}"#;
+        assert!(serde_json::from_str::<Request>(nested).is_err());
+        let (_, unknown) = negotiate(&["steps".to_string(), "teleport".to_string()]);
+        assert_eq!(unknown, ["teleport"], "steps is a known capability");
+    }
+
+    #[test]
     fn results_accept_numbers_or_hex_and_reject_nonsense() {
         let o: WireObservation =
             serde_json::from_str(r#"{"kind":"translated","pa":"0x48001000"}"#).unwrap();
@@ -720,6 +914,7 @@ mod doc_tests {
                     "probe" => serde_json::from_value::<WireObservation>(ok).map(|_| ()),
                     "hello" => serde_json::from_value::<Hello>(ok).map(|_| ()),
                     "forward" => serde_json::from_value::<WireForward>(ok).map(|_| ()),
+                    "steps" => serde_json::from_value::<WireSteps>(ok).map(|_| ()),
                     _ => serde_json::from_value::<Empty>(ok).map(|_| ()),
                 };
                 parsed.unwrap_or_else(|e| panic!("{resp}: {e}"));

@@ -7,10 +7,11 @@
 //! the client's error handling use it.
 
 use super::protocol::{
-    capability_list, raw_command, virtual_smmu, Call, Empty, ErrorKind, Hello, PeerError, Request,
-    Response, Role, WireForward, WireIdRegs, WireObservation, WireQueue, MAX_LINE, VERSION,
+    capability_list, raw_command, trace_steps, virtual_smmu, Call, Empty, ErrorKind, Hello,
+    PeerError, Request, Response, Role, WireForward, WireIdRegs, WireObservation, WireQueue,
+    WireStep, WireSteps, MAX_LINE, STEPS, VERSION,
 };
-use crate::backend::{Device, Forwarder, HarnessError};
+use crate::backend::{Device, Forwarder, HarnessError, StepOutcome};
 use serde::Serialize;
 use std::io::{BufRead, Read, Write};
 
@@ -136,8 +137,52 @@ fn from_harness(id: u64, e: HarnessError) -> Response {
     }
 }
 
+/// Run a `steps` request on `d` through [`Device::run_steps`] (so a device that pipelines, QEMU,
+/// pipelines here too), one result per wire step.
+fn run_steps(d: &mut dyn Device, id: u64, steps: Vec<WireStep>) -> Response {
+    let mut trace = Vec::new();
+    let mut counts = Vec::with_capacity(steps.len());
+    for w in &steps {
+        let t = trace_steps(w);
+        counts.push(t.len());
+        trace.extend(t);
+    }
+    let outcomes = match d.run_steps(&trace) {
+        Ok(o) => o,
+        Err(e) => return from_harness(id, e),
+    };
+    if outcomes.len() != trace.len() {
+        return err(
+            id,
+            ErrorKind::Failed,
+            format!(
+                "the device reported {} outcomes for {} steps",
+                outcomes.len(),
+                trace.len()
+            ),
+        );
+    }
+    let mut outcomes = outcomes.into_iter();
+    let value = |v: Result<serde_json::Value, serde_json::Error>| v.unwrap_or_default();
+    let results = counts
+        .iter()
+        .map(|&n| {
+            // A `write` step of n writes has one result, {}, like the `write` op.
+            let last = outcomes.by_ref().take(n).last();
+            match last {
+                Some(StepOutcome::Queue(q)) => value(serde_json::to_value(WireQueue::from(&q))),
+                Some(StepOutcome::Probe(o)) => {
+                    value(serde_json::to_value(WireObservation::from(o)))
+                }
+                Some(StepOutcome::Done) | None => value(serde_json::to_value(Empty {})),
+            }
+        })
+        .collect();
+    ok(id, &WireSteps { results })
+}
+
 /// Answer one request.
-fn answer(served: &mut Served, req: Request) -> Response {
+fn answer(served: &mut Served, req: Request, steps: bool) -> Response {
     let id = req.id;
     let role = served.role().name();
     let unsupported = |op: &str| {
@@ -155,7 +200,13 @@ fn answer(served: &mut Served, req: Request) -> Response {
                 role: s.role(),
                 name: s.name(),
                 capabilities: match s {
-                    Served::Device(d) => capability_list(&d.capabilities()),
+                    Served::Device(d) => {
+                        let mut c = capability_list(&d.capabilities());
+                        if steps {
+                            c.push(STEPS.to_string());
+                        }
+                        c
+                    }
                     Served::Forwarder(_) => Vec::new(),
                 },
             },
@@ -203,6 +254,7 @@ fn answer(served: &mut Served, req: Request) -> Response {
                     Err(e) => from_harness(id, e),
                 }
             }
+            Call::Steps { steps: list } if steps => run_steps(d.as_mut(), id, list),
             c => unsupported(c.op()),
         },
         (Served::Forwarder(f), call) => match call {
@@ -274,11 +326,14 @@ fn broken(fault: Fault, resp: &Response) -> Option<String> {
 
 /// Serve requests from `input` on `output` until bye or end of input. Returns the exit status
 /// the serving process should use: 0 after bye or end of input, 2 when the output broke.
+/// A device claims the `steps` capability (docs/protocol.md) unless `steps` is false: the
+/// one-op-per-request path stays testable.
 pub fn serve(
     mut served: Served,
     input: impl BufRead,
     mut output: impl Write,
     misbehave: Option<&Misbehave>,
+    steps: bool,
 ) -> i32 {
     let mut input = input;
     loop {
@@ -294,7 +349,7 @@ pub fn serve(
         let (resp, op) = match serde_json::from_str::<Request>(text.trim_end()) {
             Ok(req) => {
                 let op = req.call.op();
-                (answer(&mut served, req), op)
+                (answer(&mut served, req, steps), op)
             }
             Err(e) => {
                 // Echo the id when there is one, so that the harness sees which request failed.
