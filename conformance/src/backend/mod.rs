@@ -223,4 +223,27 @@ pub trait Forwarder {
     /// devices have their own StreamIDs, its vSMMU's profile comes from IOMMU_GET_HW_INFO).
     fn setup(&mut self, vsmmu: &VirtualSmmu) -> Result<VirtualSmmu, HarnessError>;
     fn forward(&mut self, guest: &[RawCommand]) -> Result<ForwardResult, HarnessError>;
+    /// What this forwarder can honour, once it knows (a kernel learns its vSMMU's profile from
+    /// its first guest), for generators that aim at it (`forwarder::gen`). None for a
+    /// forwarder that takes any mapping. Only inputs are drawn from it: the oracle still judges
+    /// with the mapping [`Forwarder::setup`] returns.
+    fn aim(&self) -> Option<Aim> {
+        None
+    }
+}
+
+/// The setups and commands a forwarder can honour ([`Forwarder::aim`]): fuzzing spends most of
+/// its executions there instead of on inputs refused at setup or rejected at their first
+/// command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aim {
+    /// The guest profile it offers (its vSMMU's ID registers).
+    pub guest: IdRegs,
+    /// The host's ID registers.
+    pub host: IdRegs,
+    /// Devices a setup may map at most.
+    pub devices: usize,
+    /// Guest opcodes it forwards (a well-formed one, on a mapped vSID, is accepted); the others
+    /// it rejects.
+    pub accepts: Vec<smmu_model::command::Opcode>,
 }

@@ -5,7 +5,7 @@
 //! outcome are the device campaign's ([`crate::fuzz`]).
 
 use super::case::case_text;
-use super::gen::{generate, FwdInput};
+use super::gen::{generate_aimed, FwdInput};
 use super::{mapping, open_forwarder};
 use crate::backend::{Forwarder, HarnessError};
 use crate::fuzz::{write_atomic, ModeSel, Options, Outcome, Progress, Rng, Saved};
@@ -232,7 +232,9 @@ pub fn campaign(
             ModeSel::Mixed => Mode::from_byte(data[0]),
         };
         out.execs += 1;
-        let input = generate(&data[1..], mode);
+        // Aimed at what the forwarder can honour once it says (the kernel, after its first
+        // guest): otherwise most executions are refused at setup or rejected at -EIO.
+        let input = generate_aimed(&data[1..], mode, fwd.aim().as_ref());
         let (verdict, hit) = judge_new(fwd.as_mut(), &input, &opts.known);
         if let Some(case) = hit {
             *out.known.entry(case).or_insert(0) += 1;

@@ -7,9 +7,17 @@
 //! - `raw` mode: also RES0 bits, VMIDs on a stage-1-only guest, 16-bit IDs on 8-bit profiles,
 //!   unmapped vSIDs, reserved range encodings, SCALE above 31, commands the guest cannot issue
 //!   (EL2, stage 2, CFGI_ALL, Reserved opcodes), guest CMD_SYNCs.
+//!
+//! Aimed at a forwarder that says what it can honour ([`crate::backend::Aim`], e.g. the
+//! kernel's vSMMU), [`generate_aimed`] draws only setups it can take (its guest profile, at
+//! most its devices) and commands it forwards, so most batches exercise the accepted path; the
+//! rest is kept reachable at a lower rate: in `raw` mode at most one command of a batch may be
+//! malformed (reserved bits, range-field edges, an unknown vSID, another opcode), and one
+//! batch in 8 carries a command of an opcode it rejects (a later error after forwarded entries
+//! is what docs/findings/linux-iommufd.md #1 is about).
 
 use super::case::parse_profile;
-use crate::backend::VirtualSmmu;
+use crate::backend::{Aim, VirtualSmmu};
 use crate::gen::{cmd, Mode};
 use arbitrary::Unstructured;
 use smmu_model::classify::{classify, Verdict};
@@ -79,66 +87,11 @@ fn small(u: &mut Unstructured, max: u64) -> u64 {
 
 /// Build an input from fuzz bytes. Byte 0 of `data` is not read here: callers pick the mode.
 pub fn generate(data: &[u8], mode: Mode) -> FwdInput {
-    let mut u = Unstructured::new(data);
-    let raw = mode == Mode::Raw;
-    let g: &&str = pick(&mut u, GUESTS);
-    let mut guest = profile(g);
-    let h: &&str = pick(&mut u, HOSTS);
-    let host = profile(h);
-    if raw && bit(&mut u) {
-        // A feature toggled on the guest: the forwarder may refuse the mapping, or must cope.
-        let (_, reg, b) = *pick(&mut u, super::case::FEATURES);
-        let r = match reg {
-            super::case::Reg::Idr0 => &mut guest.idr0,
-            super::case::Reg::Idr1 => &mut guest.idr1,
-            super::case::Reg::Idr3 => &mut guest.idr3,
-            super::case::Reg::Idr5 => &mut guest.idr5,
-            super::case::Reg::Aidr => &mut guest.aidr,
-        };
-        *r ^= 1 << b;
-    }
-    let hp = Profile::from_regs(host);
-    let vmids: Vec<u16> = VMIDS
-        .iter()
-        .copied()
-        .filter(|v| hp.vmid16 || *v <= 0xFF || raw)
-        .collect();
-    let host_vmid = *pick(&mut u, &vmids);
-    let n = 1 + small(&mut u, 2) as usize;
-    let mut sids: Vec<(u32, u32)> = Vec::new();
-    for _ in 0..n {
-        let v = *pick(&mut u, VSIDS);
-        let p = *pick(&mut u, PSIDS);
-        if !sids.iter().any(|&(a, b)| a == v || b == p) {
-            sids.push((v, p));
-        }
-    }
-    let vsmmu = VirtualSmmu {
-        guest,
-        host,
-        host_vmid,
-        sids,
-    };
-    let gp = Profile::from_regs(guest);
-    let len = 1 + small(&mut u, 11) as usize;
-    let mut batch = Vec::new();
-    for _ in 0..len {
-        if u.is_empty() {
-            break;
-        }
-        let c = guest_cmd(&mut u, &gp, &vsmmu, raw);
-        if raw || classify(&gp, Queue::NonSecure, c).verdict == Verdict::Legal {
-            batch.push(c);
-        }
-    }
-    if batch.is_empty() {
-        batch.push(cmd(Opcode::TlbiNhAll, &[]));
-    }
-    FwdInput { mode, vsmmu, batch }
+    generate_aimed(data, mode, None)
 }
 
-/// One guest command aimed at the mapping.
-fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> RawCommand {
+/// The opcodes an unaimed batch draws from.
+fn all_ops(raw: bool) -> Vec<Opcode> {
     use Opcode as O;
     let mut ops = vec![
         O::TlbiNsnhAll,
@@ -157,7 +110,125 @@ fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> 
     if raw {
         ops.extend([O::Sync, O::TlbiEl2All, O::TlbiS12Vmall, O::PrefetchConfig]);
     }
-    let op = *pick(u, &ops);
+    ops
+}
+
+/// [`generate`], aimed at what a forwarder can honour when `aim` is given (module doc); with
+/// None, the same input as [`generate`] for the same bytes.
+pub fn generate_aimed(data: &[u8], mode: Mode, aim: Option<&Aim>) -> FwdInput {
+    let mut u = Unstructured::new(data);
+    let raw = mode == Mode::Raw;
+    let (mut guest, host) = match aim {
+        Some(a) => (a.guest, a.host),
+        None => {
+            let g: &&str = pick(&mut u, GUESTS);
+            let h: &&str = pick(&mut u, HOSTS);
+            (profile(g), profile(h))
+        }
+    };
+    // Aimed, a toggled feature would only be refused at setup (or ignored: the forwarder
+    // offers its own profile).
+    if raw && aim.is_none() && bit(&mut u) {
+        // A feature toggled on the guest: the forwarder may refuse the mapping, or must cope.
+        let (_, reg, b) = *pick(&mut u, super::case::FEATURES);
+        let r = match reg {
+            super::case::Reg::Idr0 => &mut guest.idr0,
+            super::case::Reg::Idr1 => &mut guest.idr1,
+            super::case::Reg::Idr3 => &mut guest.idr3,
+            super::case::Reg::Idr5 => &mut guest.idr5,
+            super::case::Reg::Aidr => &mut guest.aidr,
+        };
+        *r ^= 1 << b;
+    }
+    let hp = Profile::from_regs(host);
+    let vmids: Vec<u16> = VMIDS
+        .iter()
+        .copied()
+        .filter(|v| hp.vmid16 || *v <= 0xFF || raw)
+        .collect();
+    let host_vmid = *pick(&mut u, &vmids);
+    let max_extra = aim.map_or(2, |a| a.devices.clamp(1, 3) as u64 - 1);
+    let n = 1 + small(&mut u, max_extra) as usize;
+    let mut sids: Vec<(u32, u32)> = Vec::new();
+    for _ in 0..n {
+        let v = *pick(&mut u, VSIDS);
+        let p = *pick(&mut u, PSIDS);
+        if !sids.iter().any(|&(a, b)| a == v || b == p) {
+            sids.push((v, p));
+        }
+    }
+    let vsmmu = VirtualSmmu {
+        guest,
+        host,
+        host_vmid,
+        sids,
+    };
+    let gp = Profile::from_regs(guest);
+    let len = 1 + small(&mut u, 11) as usize;
+    // Aimed: the opcodes it forwards (NH_VA twice: the range fields live there), and in raw
+    // mode one command, half the time, that may come out malformed.
+    let (ops, victim) = match aim {
+        None => (all_ops(raw), None),
+        Some(a) => {
+            let mut ops = a.accepts.clone();
+            if ops.contains(&Opcode::TlbiNhVa) {
+                ops.push(Opcode::TlbiNhVa);
+            }
+            if ops.is_empty() {
+                ops = all_ops(false);
+            }
+            let v = (raw && bit(&mut u)).then(|| small(&mut u, len as u64 - 1) as usize);
+            (ops, v)
+        }
+    };
+    let mut batch = Vec::new();
+    for i in 0..len {
+        if u.is_empty() {
+            break;
+        }
+        let wild = raw && (aim.is_none() || victim == Some(i));
+        let c = guest_cmd(&mut u, &gp, &vsmmu, raw, wild, aim.is_some(), &ops);
+        if raw || classify(&gp, Queue::NonSecure, c).verdict == Verdict::Legal {
+            batch.push(c);
+        }
+    }
+    // Aimed: one batch in 8 also carries a command the forwarder rejects, anywhere in it.
+    if let Some(a) = aim {
+        if !u.is_empty() && u.ratio(1, 8).unwrap_or(false) {
+            let rejected: Vec<Opcode> = all_ops(raw)
+                .into_iter()
+                .filter(|o| !a.accepts.contains(o))
+                .collect();
+            if !rejected.is_empty() {
+                let c = guest_cmd(&mut u, &gp, &vsmmu, raw, false, true, &rejected);
+                let at = small(&mut u, batch.len() as u64) as usize;
+                if raw || classify(&gp, Queue::NonSecure, c).verdict == Verdict::Legal {
+                    batch.insert(at.min(batch.len()), c);
+                }
+            }
+        }
+    }
+    if batch.is_empty() {
+        batch.push(cmd(Opcode::TlbiNhAll, &[]));
+    }
+    FwdInput { mode, vsmmu, batch }
+}
+
+/// One guest command aimed at the mapping, its opcode drawn from `ops`. `raw`: the mode's
+/// freedoms that keep a command well formed (a VMID on a stage-1-only guest, 16-bit ASIDs);
+/// `wild`: the malformations (unknown vSIDs, reserved range encodings and bits, another
+/// opcode). Unaimed, raw mode is wild everywhere; `edges` (aimed) adds range-field edge values.
+fn guest_cmd(
+    u: &mut Unstructured,
+    g: &Profile,
+    vs: &VirtualSmmu,
+    raw: bool,
+    wild: bool,
+    edges: bool,
+    ops: &[Opcode],
+) -> RawCommand {
+    use Opcode as O;
+    let op = *pick(u, ops);
     let asids: Vec<u64> = ASIDS
         .iter()
         .copied()
@@ -166,7 +237,7 @@ fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> 
     let asid = *pick(u, &asids);
     let va = *pick(u, VAS);
     let vmid = if raw && bit(u) { small(u, 3) } else { 0 };
-    let mapped = !vs.sids.is_empty() && (!raw || u.ratio(7, 8).unwrap_or(true));
+    let mapped = !vs.sids.is_empty() && (!wild || u.ratio(7, 8).unwrap_or(true));
     let sid = if mapped {
         u64::from(pick(u, &vs.sids).0)
     } else {
@@ -187,14 +258,14 @@ fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> 
                     ("Leaf", leaf),
                 ],
             );
-            if (g.ril || raw) && bit(u) {
-                c = range_fields(u, c, g, raw);
+            if (g.ril || wild) && bit(u) {
+                c = range_fields(u, c, g, wild, edges);
             }
             c
         }
         O::CfgiSte => cmd(op, &[("StreamID", sid), ("Leaf", leaf)]),
         O::CfgiSteRange => {
-            let r = if raw && u.ratio(1, 6).unwrap_or(false) {
+            let r = if wild && u.ratio(1, 6).unwrap_or(false) {
                 31
             } else {
                 small(u, 3)
@@ -235,7 +306,7 @@ fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> 
         ),
         _ => cmd(op, &[("StreamID", sid), ("VMID", vmid)]),
     };
-    if raw {
+    if wild {
         // Reserved bits, an arbitrary opcode, or a random word.
         match small(u, 7) {
             0 => {
@@ -261,19 +332,36 @@ fn guest_cmd(u: &mut Unstructured, g: &Profile, vs: &VirtualSmmu, raw: bool) -> 
 }
 
 /// TG/TTL/NUM/SCALE around a command: mostly small ranges, sometimes huge ones (SCALE up to 39
-/// with DS), sometimes a TTL hint.
-fn range_fields(u: &mut Unstructured, c: RawCommand, g: &Profile, raw: bool) -> RawCommand {
-    let tg = 1 + small(u, 2);
-    let num = if bit(u) { small(u, 3) } else { small(u, 31) };
-    let scale = match small(u, 5) {
+/// with DS), sometimes a TTL hint; with `edges`, a quarter of the time the extreme values of
+/// each field (and, `raw`, TG 0 with range fields: Reserved).
+fn range_fields(
+    u: &mut Unstructured,
+    c: RawCommand,
+    g: &Profile,
+    raw: bool,
+    edges: bool,
+) -> RawCommand {
+    let mut tg = 1 + small(u, 2);
+    let mut num = if bit(u) { small(u, 3) } else { small(u, 31) };
+    let mut scale = match small(u, 5) {
         0 => small(u, if g.ds || raw { 39 } else { 31 }),
         1 if g.ds || raw => 32 + small(u, 7),
         _ => small(u, 2),
     };
-    let ttl = if bit(u) { 0 } else { small(u, 3) };
+    let mut ttl = if bit(u) { 0 } else { small(u, 3) };
+    if edges && u.ratio(1, 4).unwrap_or(false) {
+        num = *pick(u, &[0, 1, 30, 31]);
+        let top = if g.ds || raw { 39 } else { 31 };
+        scale = *pick(u, &[0, 1, 30, 31, top]);
+        ttl = *pick(u, &[0, 1, 3]);
+        tg = *pick(u, &[1, 2, 3]);
+        if raw && u.ratio(1, 4).unwrap_or(false) {
+            tg = 0;
+        }
+    }
     // Legal mode: align the address for the TTL hint (else the range is UNPREDICTABLE and the
     // guest requires nothing, which tests little).
-    let granule = 12 + 2 * (tg as u32 - 1);
+    let granule = 12 + 2 * (tg.max(1) as u32 - 1);
     let ttl_shift = match ttl {
         0 => granule,
         l => granule + (3 - l as u32) * (granule - 3),

@@ -19,7 +19,7 @@ pub mod guest;
 pub mod ram;
 pub mod trace;
 
-use crate::backend::{ForwardResult, Forwarder, HarnessError, VirtualSmmu};
+use crate::backend::{Aim, ForwardResult, Forwarder, HarnessError, VirtualSmmu};
 use agent::HwInfo;
 use guest::{Guest, KernelImage, Timeouts};
 use smmu_model::command::RawCommand;
@@ -365,6 +365,33 @@ impl Forwarder for KernelForwarder {
             host_commands: host,
             error,
             handled,
+        })
+    }
+
+    fn aim(&self) -> Option<Aim> {
+        let h = self.hwinfo.as_ref()?;
+        let guest = guest_regs(h);
+        // arm_vsmmu_convert_user_cmd() (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.c)
+        // forwards these and returns -EIO for every other opcode; ATC_INV only on a host with
+        // ATS (arm_vsmmu_validate_user_cmd()), which the guest profile then offers.
+        use smmu_model::command::Opcode as O;
+        let mut accepts = vec![
+            O::TlbiNsnhAll,
+            O::TlbiNhAll,
+            O::TlbiNhAsid,
+            O::TlbiNhVa,
+            O::TlbiNhVaa,
+            O::CfgiCd,
+            O::CfgiCdAll,
+        ];
+        if Profile::from_regs(guest).ats {
+            accepts.push(O::AtcInv);
+        }
+        Some(Aim {
+            guest,
+            host: h.regs(),
+            devices: DEVICES,
+            accepts,
         })
     }
 }
