@@ -118,38 +118,67 @@ fn ci_examples_parse_and_name_commands_that_exist() {
     };
     let key = |v: &Value, k: &str| v.get(k).cloned();
     let mut shell = Vec::new();
+    // Every example: github-*.yml are GitHub Actions workflows, gitlab-*.yml GitLab CI jobs
+    // (a QEMU tree's and a Linux tree's of each).
+    let mut names: Vec<String> = std::fs::read_dir(root.join("docs/ci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    let (mut github, mut gitlab) = (0, 0);
+    for file in &names {
+        if file.starts_with("github-") {
+            github += 1;
+        } else if file.starts_with("gitlab-") {
+            gitlab += 1;
+        } else {
+            panic!("docs/ci/{file}: name it github-*.yml or gitlab-*.yml");
+        }
+    }
+    assert!(
+        github >= 2 && gitlab >= 2,
+        "a QEMU and a kernel example for each CI system"
+    );
     // GitHub Actions.
-    let gh = read("github-workflow.yml");
-    assert!(key(&gh, "on").is_some(), "github-workflow.yml: no `on`");
-    let jobs = key(&gh, "jobs")
-        .and_then(|j| j.as_mapping().cloned())
-        .expect("github-workflow.yml: no jobs");
-    assert!(!jobs.is_empty());
-    for (name, job) in &jobs {
-        assert!(key(job, "runs-on").is_some(), "job {name:?}: no runs-on");
-        let steps = key(job, "steps")
-            .and_then(|s| s.as_sequence().cloned())
-            .unwrap_or_else(|| panic!("job {name:?}: no steps"));
-        for s in &steps {
-            match (key(s, "run"), key(s, "uses")) {
-                (Some(Value::String(r)), None) => shell.push(r),
-                (None, Some(Value::String(_))) => {}
-                _ => panic!("job {name:?}: a step needs exactly one of run and uses: {s:?}"),
+    for file in names.iter().filter(|n| n.starts_with("github-")) {
+        let gh = read(file);
+        assert!(key(&gh, "on").is_some(), "{file}: no `on`");
+        let jobs = key(&gh, "jobs")
+            .and_then(|j| j.as_mapping().cloned())
+            .unwrap_or_else(|| panic!("{file}: no jobs"));
+        assert!(!jobs.is_empty());
+        for (name, job) in &jobs {
+            assert!(key(job, "runs-on").is_some(), "job {name:?}: no runs-on");
+            let steps = key(job, "steps")
+                .and_then(|s| s.as_sequence().cloned())
+                .unwrap_or_else(|| panic!("job {name:?}: no steps"));
+            for s in &steps {
+                match (key(s, "run"), key(s, "uses")) {
+                    (Some(Value::String(r)), None) => shell.push(r),
+                    (None, Some(Value::String(_))) => {}
+                    _ => panic!("job {name:?}: a step needs exactly one of run and uses: {s:?}"),
+                }
             }
         }
     }
     // GitLab CI: every top-level mapping with a script is a job.
-    let gl = read("gitlab-ci.yml");
-    let mut gl_jobs = 0;
-    for (_, job) in gl.as_mapping().expect("gitlab-ci.yml: a mapping") {
-        if let Some(script) = key(job, "script") {
-            gl_jobs += 1;
-            for line in script.as_sequence().expect("script: a list") {
-                shell.push(line.as_str().expect("script lines are strings").to_string());
+    for file in names.iter().filter(|n| n.starts_with("gitlab-")) {
+        let gl = read(file);
+        let mut gl_jobs = 0;
+        for (_, job) in gl
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{file}: a mapping"))
+        {
+            if let Some(script) = key(job, "script") {
+                gl_jobs += 1;
+                for line in script.as_sequence().expect("script: a list") {
+                    shell.push(line.as_str().expect("script lines are strings").to_string());
+                }
             }
         }
+        assert!(gl_jobs > 0, "{file}: no job with a script");
     }
-    assert!(gl_jobs > 0, "gitlab-ci.yml: no job with a script");
     // The smmu-conform commands in the shell text.
     let conform = env!("CARGO_BIN_EXE_smmu-conform");
     let text = shell.join("\n").replace("\\\n", " ");
@@ -178,6 +207,13 @@ fn ci_examples_parse_and_name_commands_that_exist() {
                     let f = words[j + 1];
                     assert!(root.join(f).exists(), "{f} does not exist");
                 }
+            }
+        }
+        // Scripts of this repository the job calls (e.g. scripts/kernel/build.sh).
+        for w in &words {
+            if let Some(at) = w.find("scripts/") {
+                let f = w[at..].trim_matches(|c| c == '"' || c == '\'');
+                assert!(root.join(f).is_file(), "{f} does not exist");
             }
         }
         if line.starts_with("cargo build") {

@@ -16,6 +16,10 @@
 #   current/             Image, initrd.gz (symlinks into the above) and version
 # Force a rebuild: SMMU_KERNEL_REBUILD=1 (rebuilds Image and initrd under the same keys), or
 # remove the cache directory (everything, including the downloads).
+# A kernel under review instead of Debian's: SMMU_KERNEL_SRC=/path/to/linux (a Linux source tree
+# with the arm-smmu-v3 iommufd path; use its own SMMU_KERNEL_CACHE). The test-only patches are
+# applied to that tree in place (recorded in its .smmu-patches/; `patch -R` undoes them), it is
+# built out of tree in $cache/build-tree, and make decides what is out of date on every run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -107,33 +111,48 @@ papt_download() {
     (cd "$cache/debs" && papt apt-get download -qq "${1%%=*}")
 }
 
-# 3. The kernel source: the highest linux-source-7.* (architecture all).
-srcpkg=$(papt apt-cache pkgnames linux-source-7. | sort -V | tail -n 1)
-[ -n "$srcpkg" ] || die "no linux-source-7.* package in trixie-backports"
-srcver=$(papt apt-cache policy "$srcpkg" | awk '/Candidate:/ {print $2}')
-[ -n "$srcver" ] && [ "$srcver" != "(none)" ] || die "no candidate version for $srcpkg"
-deb="$cache/debs/${srcpkg}_${srcver//:/%3a}_all.deb"
-if [ ! -s "$deb" ]; then
-    log "downloading $srcpkg $srcver"
-    rm -f "$cache/debs/${srcpkg}"_*.deb
-    papt_download "$srcpkg=$srcver"
+# 3. The kernel source: a tree under review (SMMU_KERNEL_SRC), or the highest linux-source-7.*
+# (architecture all).
+if [ -n "${SMMU_KERNEL_SRC:-}" ]; then
+    src=$(cd "$SMMU_KERNEL_SRC" 2>/dev/null && pwd) || die "SMMU_KERNEL_SRC=$SMMU_KERNEL_SRC: no such directory"
+    [ -f "$src/Makefile" ] && [ -d "$src/drivers/iommu/arm/arm-smmu-v3" ] ||
+        die "SMMU_KERNEL_SRC=$src is not a Linux source tree with drivers/iommu/arm/arm-smmu-v3"
+    srcpkg=tree
+    srcver="$src@$(git -C "$src" describe --always --dirty --abbrev=12 2>/dev/null || echo unversioned)"
+    build="$cache/build-tree"
+    # The cache key cannot see every edit of a working tree: always rebuild; make's own
+    # dependency tracking keeps that incremental.
+    rebuild=1
+    log "kernel under review: $srcver"
+else
+    srcpkg=$(papt apt-cache pkgnames linux-source-7. | sort -V | tail -n 1)
+    [ -n "$srcpkg" ] || die "no linux-source-7.* package in trixie-backports"
+    srcver=$(papt apt-cache policy "$srcpkg" | awk '/Candidate:/ {print $2}')
+    [ -n "$srcver" ] && [ "$srcver" != "(none)" ] || die "no candidate version for $srcpkg"
+    deb="$cache/debs/${srcpkg}_${srcver//:/%3a}_all.deb"
     if [ ! -s "$deb" ]; then
-        # A retry after refreshed lists may have fetched a newer revision.
-        deb=$(ls "$cache/debs/${srcpkg}"_*.deb | sort -V | tail -n 1)
-        srcver=$(dpkg-deb -f "$deb" Version)
+        log "downloading $srcpkg $srcver"
+        rm -f "$cache/debs/${srcpkg}"_*.deb
+        papt_download "$srcpkg=$srcver"
+        if [ ! -s "$deb" ]; then
+            # A retry after refreshed lists may have fetched a newer revision.
+            deb=$(ls "$cache/debs/${srcpkg}"_*.deb | sort -V | tail -n 1)
+            srcver=$(dpkg-deb -f "$deb" Version)
+        fi
     fi
-fi
 
-src="$cache/src"
-if [ "$(cat "$src/.smmu-source" 2>/dev/null || true)" != "$srcpkg $srcver" ]; then
-    log "unpacking $srcpkg $srcver into $src"
-    rm -rf "$src" "$cache/build"
-    mkdir -p "$src"
-    # The .deb carries usr/src/linux-source-X.Y.tar.xz; unpack that tarball's single top dir.
-    dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
-        tar -xJ -C "$src" --strip-components=1
-    [ -f "$src/Makefile" ] || die "unexpected layout in $deb (no Makefile)"
-    echo "$srcpkg $srcver" >"$src/.smmu-source"
+    src="$cache/src"
+    if [ "$(cat "$src/.smmu-source" 2>/dev/null || true)" != "$srcpkg $srcver" ]; then
+        log "unpacking $srcpkg $srcver into $src"
+        rm -rf "$src" "$cache/build"
+        mkdir -p "$src"
+        # The .deb carries usr/src/linux-source-X.Y.tar.xz; unpack that tarball's single top dir.
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
+            tar -xJ -C "$src" --strip-components=1
+        [ -f "$src/Makefile" ] || die "unexpected layout in $deb (no Makefile)"
+        echo "$srcpkg $srcver" >"$src/.smmu-source"
+    fi
+    build="$cache/build"
 fi
 
 # 4. Test-only patches (docs/kernel.md says what each does and why it is outside the path under
@@ -168,7 +187,6 @@ fi
 key=$( (echo "$srcpkg $srcver"; cat "$here/config.fragment" "${patches[@]}") |
     sha256sum | cut -c1-16)
 img="$cache/images/$key"
-build="$cache/build"
 kmake() { make -C "$src" O="$build" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
 if [ "$rebuild" = 1 ] || [ ! -s "$img/Image" ]; then
     mkdir -p "$build"
