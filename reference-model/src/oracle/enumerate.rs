@@ -16,11 +16,21 @@ use crate::structures::stream_table::{locate_ste, read_struct};
 use crate::structures::{Cd, CdFormat, L1Cd, SmmuProfile, Ste, SteConfig, StreamTableConfig};
 use crate::tlb::{CfgTag, EntryKind, EntryStage, Security};
 use crate::walk::{
-    decode_descriptor, descriptor_address, s1_perms, s2_perms, Access, Descriptor, Leaf, Stage,
-    WalkParams,
+    decode_descriptor, descriptor_address, s1_perms, s2_perms, Access, Descriptor, Leaf, Perms,
+    Stage, WalkParams,
 };
 use serde::Serialize;
 use std::collections::BTreeSet;
+
+/// A stage that does not translate restricts no access.
+const ALL_PERMS: Perms = Perms {
+    priv_read: true,
+    priv_write: true,
+    priv_exec: true,
+    user_read: true,
+    user_write: true,
+    user_exec: true,
+};
 
 /// Cap on outcomes explored for one probe; past it the probe is answered "cannot decide" and
 /// counted, never failed.
@@ -195,7 +205,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
             SteConfig::S2Translate => {
                 if let Some(ctx) = Ctx::new(sid, ste, None, self.sp) {
                     for r in self.s2(&ctx, addr) {
-                        out.insert(self.finish(r));
+                        out.insert(self.finish(ste, r));
                     }
                 }
             }
@@ -228,7 +238,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                                     }
                                     Ok((oa, attrs, true)) => {
                                         // Already a full VA->PA (combined entry).
-                                        out.insert(self.finish(Ok((oa, attrs))));
+                                        out.insert(self.finish(ste, Ok((oa, attrs))));
                                     }
                                     Ok((ipa, attrs, false)) => {
                                         if ctx.s2.is_some() {
@@ -237,15 +247,14 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
                                                     (
                                                         pa,
                                                         LeafAttrs {
-                                                            readable: a2.readable && attrs.readable,
-                                                            writable: a2.writable && attrs.writable,
+                                                            perms: a2.perms.intersect(&attrs.perms),
                                                         },
                                                     )
                                                 });
-                                                out.insert(self.finish(r2));
+                                                out.insert(self.finish(ste, r2));
                                             }
                                         } else {
-                                            out.insert(self.finish(Ok((ipa, attrs))));
+                                            out.insert(self.finish(ste, Ok((ipa, attrs))));
                                         }
                                     }
                                 }
@@ -257,16 +266,15 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
         }
     }
 
-    fn finish(&self, r: Result<(u64, LeafAttrs), u8>) -> Outcome {
+    /// The outcome of a translation through `ste`: the permission check uses the access with
+    /// that STE's PRIVCFG/INSTCFG overrides applied (§3.3.4, §13.4: "The R/W, PRIV and INST
+    /// attributes, as modified by STE overrides, are checked against the page permissions"),
+    /// whether the leaf comes from a walk or from a TLB entry filled under another STE.
+    fn finish(&self, ste: &Ste, r: Result<(u64, LeafAttrs), u8>) -> Outcome {
         match r {
             Err(ev) => Outcome::Fault { event: ev },
             Ok((pa, a)) => {
-                let ok = if self.access.write {
-                    a.writable
-                } else {
-                    a.readable
-                };
-                if ok {
+                if a.perms.allows(self.access.with_ste_overrides(ste)) {
                     Outcome::Translated { pa }
                 } else {
                     Outcome::Fault {
@@ -516,13 +524,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
     fn s2(&mut self, ctx: &Ctx, ipa: u64) -> Vec<Result<(u64, LeafAttrs), u8>> {
         let mut out = Vec::new();
         let Some(p) = ctx.s2 else {
-            out.push(Ok((
-                ipa,
-                LeafAttrs {
-                    readable: true,
-                    writable: true,
-                },
-            )));
+            out.push(Ok((ipa, LeafAttrs { perms: ALL_PERMS })));
             return out;
         };
         if p.input_bits < 64 && ipa >> p.input_bits != 0 {

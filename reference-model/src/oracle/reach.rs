@@ -19,7 +19,7 @@ use crate::structures::stream_table::{read_struct, StreamTableFormat};
 use crate::structures::{Cd, L1Cd, L1Std, SmmuProfile, Ste, StreamTableConfig};
 use crate::tlb::{CfgTag, EntryKind, EntryStage, Security, TlbTag};
 use crate::walk::{
-    decode_descriptor, s1_perms, s2_perms, table_size, walk_stage, Access, Descriptor, Leaf, Stage,
+    decode_descriptor, s1_perms, s2_perms, table_size, walk_stage, Descriptor, Leaf, Stage,
     WalkParams,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -291,10 +291,7 @@ impl Reach {
 }
 
 pub fn attrs_of(p: crate::walk::Perms) -> LeafAttrs {
-    LeafAttrs {
-        readable: p.allows(Access::read()),
-        writable: p.allows(Access::write()),
-    }
+    LeafAttrs { perms: p }
 }
 
 pub struct Reacher<'a, M: MemRead + ?Sized> {

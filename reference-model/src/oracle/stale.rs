@@ -26,11 +26,14 @@ pub enum TlbContent {
     Table { next: u64 },
 }
 
-/// The attributes of a leaf entry that an observation can tell apart.
+/// The attributes of a leaf entry that an observation can tell apart: its permissions for
+/// every kind of access, not only unprivileged data reads and writes, because a probe is
+/// checked with the PRIV and INST attributes after the STE.PRIVCFG/INSTCFG overrides of the
+/// STE it is translated through (§3.3.4, §13.4), and a cached entry can meet an STE whose
+/// overrides differ from those of the walk that filled it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct LeafAttrs {
-    pub readable: bool,
-    pub writable: bool,
+    pub perms: crate::walk::Perms,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
