@@ -1452,6 +1452,57 @@ mod tests {
         }
     }
 
+    /// Divergence A of 2026-12-08 (docs/fuzzing.md): dev2 (VMID 0) adopted dev1's tables (VMID
+    /// 0x101); a global mapping written through dev1 would be global for dev2 too, whose VMID tag
+    /// dev0 shares (§3.17.1). Without the sharing, dev1 alone owns its tag and may map globally.
+    #[test]
+    fn global_mapping_checks_every_stream_walking_the_tables() {
+        let named = NAMED_PROFILES
+            .iter()
+            .find(|n| Profile::from_regs(n.regs).s2p)
+            .expect("a profile with stage 2");
+        let p = Profile::from_regs(named.regs);
+        let stream = |name: &str, asid, vmid, tables| StreamInfo {
+            name: name.into(),
+            sid: 0,
+            kind: Kind::S1,
+            asid,
+            vmid,
+            granule: Granule::K4,
+            has_global: false,
+            tables,
+            el2: false,
+        };
+        let mut gen = Gen {
+            g: G {
+                u: Unstructured::new(&[]),
+            },
+            p: &p,
+            mode: Mode::Legal,
+            streams: vec![
+                stream("dev0", 0xffff, 0, 0),
+                stream("dev1", 0xffff, 0x101, 1),
+                stream("dev2", 2, 0, 2),
+            ],
+            maps: Vec::new(),
+            pages: 0,
+            data_used: 0,
+            lines: Vec::new(),
+            maybe_error: false,
+            asid_history: Vec::new(),
+        };
+        assert!(gen.global_ok(1), "dev1 alone in VMID 0x101");
+        gen.streams[2].tables = gen.streams[1].tables;
+        assert!(
+            !gen.global_ok(1),
+            "dev2 walks dev1's tables and shares dev0's tag"
+        );
+        gen.streams[0].vmid = 0x7;
+        assert!(gen.global_ok(1), "no other stream in dev2's tag any more");
+        gen.set_global(1);
+        assert!(gen.streams[2].has_global && !gen.streams[0].has_global);
+    }
+
     #[test]
     fn empty_input_is_fine() {
         for named in NAMED_PROFILES {
