@@ -291,6 +291,9 @@ struct StreamInfo {
     /// Has global (nG=0) stage-1 mappings: they belong to every ASID of its VMID (§3.17.1), so
     /// no other stage-1 stream may share its VMID tag.
     has_global: bool,
+    /// The stream whose stage-1 tables this one walks (itself until `cd ... tables=`): a global
+    /// mapping written there is global in every stream walking them.
+    tables: usize,
     /// STE.STRW = EL2 (§5.2): its entries are tagged with the EL2 StreamWorld, carry neither
     /// ASID nor VMID (§3.17.5, CR2.E2H == 0) and only the EL2 TLBIs remove them (§4.4.2.7-10).
     el2: bool,
@@ -543,6 +546,27 @@ impl Gen<'_, '_> {
     /// Whether stream `si` may have global mappings: no other stage-1 stream shares its VMID
     /// tag (§3.17.1, §5.4.1).
     fn global_ok(&self, si: usize) -> bool {
+        // Every stream walking the same tables gets the global mapping (divergence A of
+        // 2026-12-08 in docs/fuzzing.md: a stream that adopted another's tables).
+        self.sharers(si).into_iter().all(|j| self.global_ok_one(j))
+    }
+
+    /// The streams walking the stage-1 tables stream `si` walks (itself included).
+    fn sharers(&self, si: usize) -> Vec<usize> {
+        let t = self.streams[si].tables;
+        (0..self.streams.len())
+            .filter(|&j| self.streams[j].tables == t)
+            .collect()
+    }
+
+    /// Mark the global mapping just written through stream `si` in every stream sharing it.
+    fn set_global(&mut self, si: usize) {
+        for j in self.sharers(si) {
+            self.streams[j].has_global = true;
+        }
+    }
+
+    fn global_ok_one(&self, si: usize) -> bool {
         let me = &self.streams[si];
         self.streams.iter().enumerate().all(|(i, o)| {
             i == si || o.kind == Kind::S2 || self.vmid_tag(o.vmid) != self.vmid_tag(me.vmid)
@@ -647,6 +671,7 @@ impl Gen<'_, '_> {
                 vmid,
                 granule,
                 has_global: false,
+                tables: self.streams.len(),
                 el2,
             });
             let maps = 1 + self.g.below(4);
@@ -726,7 +751,7 @@ impl Gen<'_, '_> {
         if !s2 && (self.g.chance(1, 2) || !self.global_ok(si)) {
             attrs.push_str(" ng");
         } else if !s2 {
-            self.streams[si].has_global = true;
+            self.set_global(si);
         }
         if self.mode == Mode::Raw && self.g.chance(1, 8) {
             attrs.push_str(self.g.pick(&[" ro", " xn", " noaf"]));
@@ -825,7 +850,7 @@ impl Gen<'_, '_> {
                     " ng"
                 } else {
                     if !m.s2 {
-                        self.streams[m.stream].has_global = true;
+                        self.set_global(m.stream);
                     }
                     ""
                 };
@@ -892,6 +917,7 @@ impl Gen<'_, '_> {
                 } else {
                     let o = self.streams[other].name.clone();
                     self.line(format!("cd {} tables={o}", s.name));
+                    self.streams[si].tables = self.streams[other].tables;
                     if self.streams[other].has_global {
                         self.streams[si].has_global = true;
                     }
@@ -1424,6 +1450,57 @@ mod tests {
                 assert!(!l.text.starts_with("ack"), "{}", l.text);
             }
         }
+    }
+
+    /// Divergence A of 2026-12-08 (docs/fuzzing.md): dev2 (VMID 0) adopted dev1's tables (VMID
+    /// 0x101); a global mapping written through dev1 would be global for dev2 too, whose VMID tag
+    /// dev0 shares (§3.17.1). Without the sharing, dev1 alone owns its tag and may map globally.
+    #[test]
+    fn global_mapping_checks_every_stream_walking_the_tables() {
+        let named = NAMED_PROFILES
+            .iter()
+            .find(|n| Profile::from_regs(n.regs).s2p)
+            .expect("a profile with stage 2");
+        let p = Profile::from_regs(named.regs);
+        let stream = |name: &str, asid, vmid, tables| StreamInfo {
+            name: name.into(),
+            sid: 0,
+            kind: Kind::S1,
+            asid,
+            vmid,
+            granule: Granule::K4,
+            has_global: false,
+            tables,
+            el2: false,
+        };
+        let mut gen = Gen {
+            g: G {
+                u: Unstructured::new(&[]),
+            },
+            p: &p,
+            mode: Mode::Legal,
+            streams: vec![
+                stream("dev0", 0xffff, 0, 0),
+                stream("dev1", 0xffff, 0x101, 1),
+                stream("dev2", 2, 0, 2),
+            ],
+            maps: Vec::new(),
+            pages: 0,
+            data_used: 0,
+            lines: Vec::new(),
+            maybe_error: false,
+            asid_history: Vec::new(),
+        };
+        assert!(gen.global_ok(1), "dev1 alone in VMID 0x101");
+        gen.streams[2].tables = gen.streams[1].tables;
+        assert!(
+            !gen.global_ok(1),
+            "dev2 walks dev1's tables and shares dev0's tag"
+        );
+        gen.streams[0].vmid = 0x7;
+        assert!(gen.global_ok(1), "no other stream in dev2's tag any more");
+        gen.set_global(1);
+        assert!(gen.streams[2].has_global && !gen.streams[0].has_global);
     }
 
     #[test]

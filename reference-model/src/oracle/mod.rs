@@ -294,6 +294,11 @@ impl Model {
                 continue;
             }
             new_roots |= e.tag.kind == crate::tlb::EntryKind::Table;
+            // A stale stage-2 leaf of a nested VMID builds combined entries (see
+            // `Reacher::combined`): recompute so that they are cacheable now.
+            new_roots |= e.tag.stage == EntryStage::S2
+                && e.tag.kind == crate::tlb::EntryKind::Leaf
+                && after.nested_vmids.contains(&e.tag.vmid);
             self.stale.add_tlb(*e, origin);
             self.stats.stale_created += 1;
         }
@@ -541,16 +546,44 @@ impl Model {
         // as stale entries unless an invalidation consumed no earlier than that one covers
         // them (after it nothing removed here can refill them, and its completion leaves no
         // access using them, §3.21.1). Entries already stale follow their own life cycle.
+        // Likewise a stale stage-2 leaf of a nested VMID this SYNC removes: the combined entries
+        // built from it stay cached unless an invalidation requiring them, consumed no earlier
+        // than the stage-2 leaf's own, completes (CMD_TLBI_S2_IPA does not, §4.4.3.1).
+        let s2_leaf_killed = self.stale.tlb_entries().any(|(e, _, k)| {
+            k.is_some()
+                && e.tag.stage == EntryStage::S2
+                && e.tag.kind == crate::tlb::EntryKind::Leaf
+        });
+        let nested_vmids = if self.ever_enabled && s2_leaf_killed {
+            self.current_reach().nested_vmids.clone()
+        } else {
+            Default::default()
+        };
         let removed_tables: Vec<(crate::tlb::TlbTag, u64)> = self
             .stale
             .tlb_entries()
-            .filter(|(e, _, _)| e.tag.kind == crate::tlb::EntryKind::Table)
+            .filter(|(e, _, _)| {
+                e.tag.kind == crate::tlb::EntryKind::Table
+                    || (e.tag.stage == EntryStage::S2 && nested_vmids.contains(&e.tag.vmid))
+            })
             .filter_map(|(e, _, k)| k.map(|k| (e.tag, k)))
             .collect();
+        let s2_leaves_go = removed_tables
+            .iter()
+            .any(|(t, _)| t.kind == crate::tlb::EntryKind::Leaf);
         let tables_go = self.ever_enabled && !removed_tables.is_empty();
         let before_tlb = if tables_go {
-            let known: rustc_hash::FxHashSet<TlbEntry> =
-                self.stale.tlb_entries().map(|(e, _, _)| *e).collect();
+            // A combined entry this SYNC removes that a removed stage-2 leaf could build again
+            // after the entry's own invalidation was consumed (a walk between that TLBI and the
+            // stage-2 leaf's, §3.21.1) is judged like any other entry that leaves the set.
+            let known: rustc_hash::FxHashSet<TlbEntry> = self
+                .stale
+                .tlb_entries()
+                .filter(|(e, _, k)| {
+                    !(s2_leaves_go && k.is_some() && e.tag.stage == EntryStage::Combined)
+                })
+                .map(|(e, _, _)| *e)
+                .collect();
             let mut b = self.current_reach().tlb.clone();
             b.retain(|e| !known.contains(e));
             Some(b)
@@ -558,7 +591,7 @@ impl Model {
             None
         };
         roots |= self.stale.complete_tlb();
-        if roots {
+        if roots || s2_leaves_go {
             // What only a removed stale table or structure reached is no longer cacheable.
             self.drop_reach();
         }

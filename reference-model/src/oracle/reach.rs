@@ -748,6 +748,52 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                 Err(_) => off = off.saturating_add(p2.granule.size()),
             }
         }
+        // A stage-2 leaf still cached after its descriptor changed may serve walks until an
+        // invalidation covering it completes (§3.21.1), and what such a walk caches is a
+        // combined entry that CMD_TLBI_S2_IPA need not remove (§4.4.3.1, §16.2.1 note): the
+        // current stage-1 leaf combined with a stale stage-2 leaf is cacheable too.
+        if let Some(st) = self.stale {
+            let end = ipa as u128 + size as u128;
+            for (e, _, _) in st.tlb_entries() {
+                let t = &e.tag;
+                if t.stage != EntryStage::S2
+                    || t.kind != EntryKind::Leaf
+                    || t.vmid != ctx.vmid
+                    || t.world != crate::tlb::StreamWorld::NsEl1
+                {
+                    continue;
+                }
+                let TlbContent::Leaf { oa, attrs } = e.content else {
+                    continue;
+                };
+                let lo = t.base.max(ipa);
+                let hi = t.end().min(end);
+                if (lo as u128) >= hi {
+                    continue;
+                }
+                // Both ranges are naturally aligned powers of two: the overlap is one of them.
+                let chunk = (hi - lo as u128) as u64;
+                self.out.tlb.insert(TlbEntry {
+                    tag: TlbTag {
+                        stage: EntryStage::Combined,
+                        ..tag(
+                            ctx,
+                            Stage::S1,
+                            EntryKind::Leaf,
+                            g,
+                            level,
+                            va.wrapping_add(lo - ipa),
+                            chunk,
+                            global,
+                        )
+                    },
+                    content: TlbContent::Leaf {
+                        oa: oa.wrapping_add(lo - t.base),
+                        attrs: attrs_of(s1p.intersect(&attrs.perms)),
+                    },
+                });
+            }
+        }
     }
 
     /// Roots that only stale entries still reach (§3.21.3 note: unreachable is not uncached).
