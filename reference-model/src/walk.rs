@@ -792,6 +792,16 @@ pub struct Perms {
 }
 
 impl Perms {
+    /// Every access permitted: what a stage that does not translate restricts.
+    pub const ALL: Perms = Perms {
+        priv_read: true,
+        priv_write: true,
+        priv_exec: true,
+        user_read: true,
+        user_write: true,
+        user_exec: true,
+    };
+
     /// Whether `access` is permitted.
     pub fn allows(&self, access: Access) -> bool {
         match (access.privileged, access.write, access.instruction) {
@@ -1334,18 +1344,10 @@ impl<M: MemRead + ?Sized> Translator<'_, M> {
             }
             None => (ipa & addr_mask(p.oas() as u32 - 1, 0), None),
         };
-        let all = Perms {
-            priv_read: true,
-            priv_write: true,
-            priv_exec: true,
-            user_read: true,
-            user_write: true,
-            user_exec: true,
-        };
         let perms = s1info
             .map(|s| s.perms)
-            .unwrap_or(all)
-            .intersect(&s2info.map(|s| s.perms).unwrap_or(all));
+            .unwrap_or(Perms::ALL)
+            .intersect(&s2info.map(|s| s.perms).unwrap_or(Perms::ALL));
         Ok(Translation {
             sid,
             ssid: self.ssid,

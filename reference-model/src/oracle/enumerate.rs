@@ -22,16 +22,6 @@ use crate::walk::{
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-/// A stage that does not translate restricts no access.
-const ALL_PERMS: Perms = Perms {
-    priv_read: true,
-    priv_write: true,
-    priv_exec: true,
-    user_read: true,
-    user_write: true,
-    user_exec: true,
-};
-
 /// Cap on outcomes explored for one probe; past it the probe is answered "cannot decide" and
 /// counted, never failed.
 pub const MAX_PATHS: usize = 4096;
@@ -524,7 +514,7 @@ impl<'a, M: MemRead + ?Sized> Enumerator<'a, M> {
     fn s2(&mut self, ctx: &Ctx, ipa: u64) -> Vec<Result<(u64, LeafAttrs), u8>> {
         let mut out = Vec::new();
         let Some(p) = ctx.s2 else {
-            out.push(Ok((ipa, LeafAttrs { perms: ALL_PERMS })));
+            out.push(Ok((ipa, LeafAttrs { perms: Perms::ALL })));
             return out;
         };
         if p.input_bits < 64 && ipa >> p.input_bits != 0 {
