@@ -721,28 +721,20 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                     } else {
                         1u64 << (63 - chunk.leading_zeros())
                     };
+                    let oa = l2
+                        .output_base
+                        .wrapping_add(ipa.wrapping_add(off) - l2.input_base);
                     let perms = s1p.intersect(&s2_perms(&l2));
-                    self.out.tlb.insert(TlbEntry {
-                        tag: TlbTag {
-                            stage: EntryStage::Combined,
-                            ..tag(
-                                ctx,
-                                Stage::S1,
-                                EntryKind::Leaf,
-                                g,
-                                level,
-                                va + off,
-                                chunk,
-                                global,
-                            )
-                        },
-                        content: TlbContent::Leaf {
-                            oa: l2
-                                .output_base
-                                .wrapping_add(ipa.wrapping_add(off) - l2.input_base),
-                            attrs: attrs_of(perms),
-                        },
-                    });
+                    self.out.tlb.insert(combined_leaf(
+                        ctx,
+                        g,
+                        level,
+                        va + off,
+                        chunk,
+                        global,
+                        oa,
+                        perms,
+                    ));
                     off = off.saturating_add(chunk);
                 }
                 Err(_) => off = off.saturating_add(p2.granule.size()),
@@ -773,25 +765,16 @@ impl<'a, M: MemRead + ?Sized> Reacher<'a, M> {
                 }
                 // Both ranges are naturally aligned powers of two: the overlap is one of them.
                 let chunk = (hi - lo as u128) as u64;
-                self.out.tlb.insert(TlbEntry {
-                    tag: TlbTag {
-                        stage: EntryStage::Combined,
-                        ..tag(
-                            ctx,
-                            Stage::S1,
-                            EntryKind::Leaf,
-                            g,
-                            level,
-                            va.wrapping_add(lo - ipa),
-                            chunk,
-                            global,
-                        )
-                    },
-                    content: TlbContent::Leaf {
-                        oa: oa.wrapping_add(lo - t.base),
-                        attrs: attrs_of(s1p.intersect(&attrs.perms)),
-                    },
-                });
+                self.out.tlb.insert(combined_leaf(
+                    ctx,
+                    g,
+                    level,
+                    va.wrapping_add(lo - ipa),
+                    chunk,
+                    global,
+                    oa.wrapping_add(lo - t.base),
+                    s1p.intersect(&attrs.perms),
+                ));
             }
         }
     }
@@ -885,6 +868,31 @@ fn same_ctx(a: &Ctx, b: &Ctx) -> bool {
         && a.walk_world == b.walk_world
         && a.cd.map(|c| c.raw) == b.cd.map(|c| c.raw)
         && a.s2 == b.s2
+}
+
+/// A combined stage-1+stage-2 leaf entry (§3.21.1): tagged like the stage-1 leaf it comes from
+/// (its VA range, ASID, VMID), holding the final output address and both stages' permissions.
+#[allow(clippy::too_many_arguments)]
+fn combined_leaf(
+    ctx: &Ctx,
+    g: crate::granule::Granule,
+    level: u8,
+    va: u64,
+    size: u64,
+    global: bool,
+    oa: u64,
+    perms: crate::walk::Perms,
+) -> TlbEntry {
+    TlbEntry {
+        tag: TlbTag {
+            stage: EntryStage::Combined,
+            ..tag(ctx, Stage::S1, EntryKind::Leaf, g, level, va, size, global)
+        },
+        content: TlbContent::Leaf {
+            oa,
+            attrs: attrs_of(perms),
+        },
+    }
 }
 
 /// The tag an entry built in this context gets (§3.17 table).

@@ -369,30 +369,7 @@ impl Forwarder for KernelForwarder {
     }
 
     fn aim(&self) -> Option<Aim> {
-        let h = self.hwinfo.as_ref()?;
-        let guest = guest_regs(h);
-        // arm_vsmmu_convert_user_cmd() (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.c)
-        // forwards these and returns -EIO for every other opcode; ATC_INV only on a host with
-        // ATS (arm_vsmmu_validate_user_cmd()), which the guest profile then offers.
-        use smmu_model::command::Opcode as O;
-        let mut accepts = vec![
-            O::TlbiNsnhAll,
-            O::TlbiNhAll,
-            O::TlbiNhAsid,
-            O::TlbiNhVa,
-            O::TlbiNhVaa,
-            O::CfgiCd,
-            O::CfgiCdAll,
-        ];
-        if Profile::from_regs(guest).ats {
-            accepts.push(O::AtcInv);
-        }
-        Some(Aim {
-            guest,
-            host: h.regs(),
-            devices: DEVICES,
-            accepts,
-        })
+        self.hwinfo.as_ref().map(aim)
     }
 }
 
@@ -407,6 +384,34 @@ impl Drop for KernelForwarder {
                 self.boot_time.as_secs_f64()
             );
         }
+    }
+}
+
+/// What the kernel's vSMMU honours, from its IOMMU_GET_HW_INFO: the guest profile a VMM builds
+/// ([`guest_regs`]), the host's registers, the devices, and the opcodes
+/// arm_vsmmu_convert_user_cmd() (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.c) forwards;
+/// it returns -EIO for every other opcode, and takes ATC_INV only on a host with ATS
+/// (arm_vsmmu_validate_user_cmd()), which the guest profile then offers.
+pub fn aim(h: &HwInfo) -> Aim {
+    let guest = guest_regs(h);
+    use smmu_model::command::Opcode as O;
+    let mut accepts = vec![
+        O::TlbiNsnhAll,
+        O::TlbiNhAll,
+        O::TlbiNhAsid,
+        O::TlbiNhVa,
+        O::TlbiNhVaa,
+        O::CfgiCd,
+        O::CfgiCdAll,
+    ];
+    if Profile::from_regs(guest).ats {
+        accepts.push(O::AtcInv);
+    }
+    Aim {
+        guest,
+        host: h.regs(),
+        devices: DEVICES,
+        accepts,
     }
 }
 
